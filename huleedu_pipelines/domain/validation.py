@@ -1,0 +1,120 @@
+"""Rules that decide whether an input row is usable. Each returns None for a good value or a
+`Problem` (rule code + sentence) for a bad one; ingest and import both call these, so a row
+is judged the same way wherever it enters."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from huleedu_pipelines.domain.grades import SWEDISH_GRADES, is_swedish_grade
+from huleedu_pipelines.domain.ielts import InvalidBandError, check_band, parse_band
+from huleedu_pipelines.domain.skills import InvalidRatingError, check_rating, check_skill
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str
+    detail: str
+
+
+# C0 controls except tab, newline and carriage return; DEL; C1 controls.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def decode_text(value: object) -> tuple[str | None, Problem | None]:
+    """Text as a str: bytes must be valid UTF-8 (they come from CSVs and dumps)."""
+    if value is None or isinstance(value, str):
+        return value, None
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8"), None
+        except UnicodeDecodeError as error:
+            return None, Problem(
+                "invalid_utf8",
+                f"text is not valid UTF-8 (byte {bytes(value)[error.start]:#04x} at offset "
+                f"{error.start}); re-export the source as UTF-8",
+            )
+    return None, Problem("text_not_string", f"text is a {type(value).__name__}, not a string")
+
+
+def essay_text_problem(text: object) -> Problem | None:
+    decoded, problem = decode_text(text)
+    if problem is not None:
+        return problem
+    if decoded is None or not decoded.strip():
+        return Problem("empty_text", "essay text is empty or only whitespace")
+    match = _CONTROL_CHARS.search(decoded)
+    if match is not None:
+        return Problem(
+            "control_characters",
+            f"essay text contains control character {match.group()!r} at offset {match.start()}",
+        )
+    return None
+
+
+def grade_problem(grade: object) -> Problem | None:
+    if is_swedish_grade(grade):
+        return None
+    return Problem(
+        "unknown_grade", f"grade {grade!r} is not on the scale {', '.join(SWEDISH_GRADES)}"
+    )
+
+
+def band_problem(band: object) -> Problem | None:
+    try:
+        value = parse_band(band)
+    except InvalidBandError as error:
+        return Problem("band_not_a_number", str(error))
+    if math.isnan(value):
+        return Problem("band_missing", "band is missing")
+    try:
+        check_band(value)
+    except InvalidBandError as error:
+        return Problem("band_out_of_range", str(error))
+    return None
+
+
+def rating_problem(skill: object, rating: object) -> Problem | None:
+    try:
+        check_skill(skill)
+    except InvalidRatingError as error:
+        return Problem("unknown_skill", str(error))
+    try:
+        value = float(rating)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return Problem("rating_not_a_number", f"rating {rating!r} is not a number")
+    try:
+        check_rating(value)
+    except InvalidRatingError as error:
+        return Problem("rating_out_of_range", str(error))
+    return None
+
+
+def comparison_problem(
+    essay_a_id: str, essay_b_id: str, winner_essay_id: str | None, known_essay_ids: set[str]
+) -> Problem | None:
+    if essay_a_id == essay_b_id:
+        return Problem("self_comparison", f"essay {essay_a_id!r} is compared with itself")
+    unknown = [e for e in (essay_a_id, essay_b_id) if e not in known_essay_ids]
+    if unknown:
+        return Problem(
+            "unknown_essay_reference",
+            f"comparison names essay(s) {', '.join(map(repr, unknown))} that are not valid essays",
+        )
+    if winner_essay_id not in (essay_a_id, essay_b_id):
+        return Problem(
+            "winner_not_in_pair",
+            f"winner {winner_essay_id!r} is neither {essay_a_id!r} nor {essay_b_id!r}",
+        )
+    return None
+
+
+def unknown_essay_problem(essay_id: str, known_essay_ids: set[str]) -> Problem | None:
+    if essay_id in known_essay_ids:
+        return None
+    return Problem(
+        "unknown_essay_reference",
+        f"label refers to essay {essay_id!r}, which is unknown or was quarantined",
+    )

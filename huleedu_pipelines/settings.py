@@ -1,0 +1,65 @@
+"""Every environment variable the pipeline reads, with defaults for the embedded mode.
+
+Nothing else in the package reads `os.environ`. With no variable set, everything lives under
+`HULEEDU_HOME` (default `./.huleedu`): a SQLite warehouse, a SQLite MLflow store with a local
+artifact folder, a persistent Dagster instance, Parquet intermediates and reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    huleedu_home: Path = Field(default=Path(".huleedu"), alias="HULEEDU_HOME")
+    warehouse_url: str | None = Field(default=None, alias="HULEEDU_WAREHOUSE_URL")
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    dagster_home: Path | None = Field(default=None, alias="DAGSTER_HOME")
+    test_postgres_url: str | None = Field(default=None, alias="HULEEDU_TEST_POSTGRES_URL")
+
+    seed: int = Field(default=42, alias="HULEEDU_SEED")
+    n_jobs: int = Field(default=2, alias="HULEEDU_N_JOBS")
+    high_skill_threshold: float = Field(default=3.5, alias="HULEEDU_HIGH_SKILL_THRESHOLD")
+    min_labels_to_train: int = Field(default=50, alias="HULEEDU_MIN_LABELS_TO_TRAIN")
+    retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
+    demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
+
+    @property
+    def home(self) -> Path:
+        return self.huleedu_home.expanduser().resolve()
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        return self.warehouse_url or f"sqlite:///{self.home / 'warehouse.db'}"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def resolved_dagster_home(self) -> Path:
+        return (self.dagster_home or self.home / "dagster").expanduser().resolve()
+
+    @property
+    def storage_dir(self) -> Path:
+        """Parquet intermediates written by the IO manager."""
+        return self.home / "storage"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+
+def get_settings() -> Settings:
+    """Read the environment now (not at import), so tests and the CLI can set variables first."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The warehouse: SQLAlchemy Core tables, migrations, reads and idempotent writes."""

@@ -1,0 +1,59 @@
+"""Engines and schema migrations for the warehouse (SQLite embedded, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine with the settings both dialects need for concurrent, transactional writes.
+
+    SQLite gets WAL (readers do not block the writer), a busy timeout and a created parent
+    folder; `postgresql://` URLs use psycopg 3, which SQLAlchemy 2.1 maps them to.
+    """
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@cache
+def cached_engine(url: str) -> sa.Engine:
+    """One engine (and connection pool) per URL per process."""
+    return make_engine(url)
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the warehouse schema to `revision` with Alembic; a no-op when already there."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

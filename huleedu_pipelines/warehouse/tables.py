@@ -1,0 +1,209 @@
+"""Warehouse tables (DESIGN.md §3) as SQLAlchemy Core metadata.
+
+Input tables mirror the platform's services and deliberately carry no CHECK or foreign-key
+constraints: they hold whatever the services wrote, and the ingest assets decide what is
+valid (bad rows go to `quarantine`). Only what a column's type cannot hold is refused at
+load time. Migrations in `warehouse/migrations` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC timestamp on every dialect.
+
+    SQLite stores timestamps without a zone and returns naive datetimes; PostgreSQL returns them
+    in the session's zone. Both come back here as UTC-aware, and naive input is refused so a
+    local time can never be written by mistake.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} has no timezone; pass an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+TZ = UtcDateTime()
+
+essays = sa.Table(
+    "essays",
+    metadata,
+    sa.Column("essay_id", sa.String(128), primary_key=True),
+    sa.Column("student_id", sa.String(128), nullable=True),
+    sa.Column("prompt_id", sa.String(128), nullable=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("language", sa.String(16), nullable=True),
+    sa.Column("submitted_at", TZ, nullable=True),
+    sa.Column("updated_at", TZ, nullable=True),
+)
+
+prompts = sa.Table(
+    "prompts",
+    metadata,
+    sa.Column("prompt_id", sa.String(128), primary_key=True),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+)
+"""Prompt texts, so features can measure an essay's relevance to its prompt."""
+
+teacher_grades = sa.Table(
+    "teacher_grades",
+    metadata,
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("grade", sa.String(8), nullable=True),
+    sa.Column("teacher_id", sa.String(128), nullable=False),
+    sa.Column("graded_at", TZ, nullable=True),
+    sa.PrimaryKeyConstraint("essay_id", "teacher_id", name="pk_teacher_grades"),
+)
+
+ielts_scores = sa.Table(
+    "ielts_scores",
+    metadata,
+    sa.Column("essay_id", sa.String(128), primary_key=True),
+    sa.Column("band", sa.Float, nullable=True),
+    sa.Column("scored_at", TZ, nullable=True),
+)
+
+skill_ratings = sa.Table(
+    "skill_ratings",
+    metadata,
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("skill", sa.String(64), nullable=False),
+    sa.Column("rating", sa.Float, nullable=True),
+    sa.Column("rater_id", sa.String(128), nullable=False),
+    sa.Column("rated_at", TZ, nullable=True),
+    sa.PrimaryKeyConstraint("essay_id", "skill", "rater_id", name="pk_skill_ratings"),
+)
+
+cj_processed_essays = sa.Table(
+    "cj_processed_essays",
+    metadata,
+    sa.Column("batch_id", sa.String(128), nullable=False),
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("current_bt_score", sa.Float, nullable=True),
+    sa.Column("bt_se", sa.Float, nullable=True),
+    sa.Column("rank", sa.Integer, nullable=True),
+    sa.PrimaryKeyConstraint("batch_id", "essay_id", name="pk_cj_processed_essays"),
+)
+
+cj_comparison_pairs = sa.Table(
+    "cj_comparison_pairs",
+    metadata,
+    sa.Column("comparison_id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(128), nullable=False),
+    sa.Column("essay_a_id", sa.String(128), nullable=False),
+    sa.Column("essay_b_id", sa.String(128), nullable=False),
+    sa.Column("winner_essay_id", sa.String(128), nullable=True),
+    sa.Column("created_at", TZ, nullable=True),
+)
+
+skill_assessments = sa.Table(
+    "skill_assessments",
+    metadata,
+    sa.Column("student_id", sa.String(128), nullable=True),
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("skill", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("top_features", sa.JSON, nullable=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("model_alias", sa.String(32), nullable=False),
+    sa.Column("feature_hash", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("scored_at", TZ, nullable=False),
+    sa.UniqueConstraint(
+        "essay_id", "skill", "model_name", "model_version", name="uq_skill_assessments"
+    ),
+)
+
+essay_grade_predictions = sa.Table(
+    "essay_grade_predictions",
+    metadata,
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("model_alias", sa.String(32), nullable=False),
+    sa.Column("grade", sa.String(8), nullable=True),
+    sa.Column("grade_probabilities", sa.JSON, nullable=True),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("cefr", sa.String(4), nullable=True),
+    sa.Column("cefr_probabilities", sa.JSON, nullable=True),
+    sa.Column("ielts_band", sa.Float, nullable=True),
+    sa.Column("needs_review", sa.Boolean, nullable=False),
+    sa.Column("grade_model_version", sa.String(32), nullable=False, server_default=""),
+    sa.Column("cefr_model_version", sa.String(32), nullable=False, server_default=""),
+    sa.Column("ielts_band_model_version", sa.String(32), nullable=False, server_default=""),
+    sa.Column("feature_hash", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("scored_at", TZ, nullable=False),
+    sa.UniqueConstraint(
+        "essay_id",
+        "grade_model_version",
+        "cefr_model_version",
+        "ielts_band_model_version",
+        name="uq_essay_grade_predictions",
+    ),
+)
+"""Model versions are '' (not NULL) when a model is not available, so the unique key holds."""
+
+model_promotions = sa.Table(
+    "model_promotions",
+    metadata,
+    sa.Column("promotion_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("alias", sa.String(32), nullable=False),
+    sa.Column("previous_version", sa.String(32), nullable=True),
+    sa.Column("decided_at", TZ, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("report_uri", sa.Text, nullable=True),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("quarantine_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("source_key", sa.String(512), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("detected_at", TZ, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("source_table", "source_key", "reason", name="uq_quarantine"),
+)
+"""Bad input, never silently dropped. One row per (table, key, reason): re-running is a no-op."""
+
+INPUT_TABLES = (
+    essays,
+    prompts,
+    teacher_grades,
+    ielts_scores,
+    skill_ratings,
+    cj_processed_essays,
+    cj_comparison_pairs,
+)
+OUTPUT_TABLES = (skill_assessments, essay_grade_predictions, model_promotions, quarantine)
+
+sa.Index("ix_essays_updated_at", essays.c.updated_at)
+sa.Index("ix_skill_assessments_essay", skill_assessments.c.essay_id)
+
+TABLES_BY_NAME: dict[str, sa.Table] = dict(metadata.tables)
