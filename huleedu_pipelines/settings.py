@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         return self.home / "storage"
 
     @property
+    def feature_cache_dir(self) -> Path:
+        """Per-essay features cached by (content hash, feature version)."""
+        return self.home / "feature_cache"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
 

@@ -83,3 +83,31 @@ def settings_for(home: Path, monkeypatch: pytest.MonkeyPatch):
         return get_settings()
 
     return build
+
+
+@pytest.fixture
+def as_of():
+    """The fixed last day of generated demo data, so tests never depend on today's date."""
+    import datetime
+
+    return datetime.date(2026, 11, 1)
+
+
+@pytest.fixture
+def materialize_groups(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """Materialize asset groups of the real Definitions against `warehouse_url`, in-process."""
+    import dagster as dg
+
+    from huleedu_pipelines.definitions import build_definitions
+
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(warehouse_url: str, *groups: str, raise_on_error: bool = True):
+        monkeypatch.setenv("HULEEDU_WAREHOUSE_URL", warehouse_url)
+        job = dg.define_asset_job("test_groups_job", selection=dg.AssetSelection.groups(*groups))
+        defs = dg.Definitions.merge(build_definitions(get_settings()), dg.Definitions(jobs=[job]))
+        return defs.resolve_job_def("test_groups_job").execute_in_process(
+            instance=instance, raise_on_error=raise_on_error
+        )
+
+    return run

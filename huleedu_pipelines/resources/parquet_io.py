@@ -1,6 +1,5 @@
 """Parquet IO manager for intermediate tables (features, labels, splits) under HULEEDU_HOME."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """The warehouse as a Dagster resource."""
 
-
 import dagster as dg
 import sqlalchemy as sa
 

@@ -7,7 +7,7 @@ from huleedu_pipelines.warehouse.csv_import import CsvLayoutError, import_csv
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import essays, ielts_scores, prompts, quarantine
 
-IELTS_LAYOUT = '''prompt,essay,evaluation,band
+IELTS_LAYOUT = """prompt,essay,evaluation,band
 "Some people think that universities should provide graduates with the knowledge and skills needed in the workplace. To what extent do you agree?","Universities have long been seen as places of learning. However, many students now expect their degree to prepare them for a job.
 
 In my opinion, both goals matter.",Good coherence.,"6.5
@@ -16,7 +16,7 @@ In my opinion, both goals matter.",Good coherence.,"6.5
 "Many cities ban cars from their centres. Is this a positive development?","Banning cars improves air quality, reduces noise and makes streets safer for children. ",Clear position.,7 
 "Many cities ban cars from their centres. Is this a positive development?","   ",Empty.,5
 "Many cities ban cars from their centres. Is this a positive development?","Cars are useful but cities are crowded.",Off scale.,abc
-'''
+"""
 
 
 def write_csv(tmp_path: Path, content: str) -> Path:
@@ -52,9 +52,7 @@ def test_ielts_layout_imports_once(warehouse: sa.Engine, tmp_path: Path) -> None
     assert second.duplicates_skipped == 4
     with warehouse.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(essays)).scalar() == 4
-        assert (
-            connection.execute(sa.select(sa.func.count()).select_from(quarantine)).scalar() == 2
-        )
+        assert connection.execute(sa.select(sa.func.count()).select_from(quarantine)).scalar() == 2
 
 
 def test_grades_ratings_and_ids_from_columns(warehouse: sa.Engine, tmp_path: Path) -> None:

@@ -95,7 +95,12 @@ def test_loader_refuses_what_columns_cannot_hold_and_keeps_good_rows(warehouse: 
     assert results["essays"].inserted == 2
     assert results["ielts_scores"].inserted == 1
     rules = sorted(entry.rule for r in results.values() for entry in r.quarantined)
-    assert rules == ["band_not_a_number", "control_characters", "duplicate_essay_id", "invalid_utf8"]
+    assert rules == [
+        "band_not_a_number",
+        "control_characters",
+        "duplicate_essay_id",
+        "invalid_utf8",
+    ]
     with warehouse.connect() as connection:
         assert count_rows(connection, quarantine) == 4
         stored = dict(connection.execute(sa.select(essays.c.essay_id, essays.c.text)).all())

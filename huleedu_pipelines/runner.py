@@ -1,0 +1,96 @@
+"""Run jobs in-process on the configured Dagster instance, and summarise what they did."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from huleedu_pipelines.settings import Settings
+from huleedu_pipelines.warehouse.engine import cached_engine
+from huleedu_pipelines.warehouse.tables import quarantine
+from huleedu_pipelines.warehouse.writes import rule_of
+
+EMBEDDED_INSTANCE_YAML = """\
+# Embedded Dagster instance: run and event storage are SQLite files in this folder.
+telemetry:
+  enabled: false
+"""
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under DAGSTER_HOME, so `dagster dev` shows the same runs."""
+    home = settings.resolved_dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(EMBEDDED_INSTANCE_YAML)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    run_id: str
+    rows_by_asset: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
+        lines += [f"  {name:<28} {rows:>8} rows" for name, rows in self.rows_by_asset.items()]
+        passed = sum(self.checks.values())
+        lines.append(f"checks: {passed} passed, {len(self.checks) - passed} failed")
+        lines += [f"  FAILED {name}" for name, ok in self.checks.items() if not ok]
+        total = sum(self.quarantined_by_rule.values())
+        lines.append(f"quarantine: {total} rows")
+        lines += [f"  {rule:<28} {n:>8}" for rule, n in sorted(self.quarantined_by_rule.items())]
+        lines += [f"failure: {failure}" for failure in self.failures]
+        return "\n".join(lines)
+
+
+def quarantine_counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        reasons = connection.execute(sa.select(quarantine.c.reason)).scalars().all()
+    return dict(Counter(rule_of(reason) for reason in reasons))
+
+
+def run_job(
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    partition_key: str | None = None,
+    log_level: str = "INFO",
+) -> RunSummary:
+    """Execute a job in this process and collect rows per asset, check results and quarantine."""
+    job = defs.resolve_job_def(job_name)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    summary = RunSummary(success=result.success, run_id=result.run_id)
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        rows = materialization.metadata.get("dagster/row_count")
+        name = materialization.asset_key.to_user_string()
+        summary.rows_by_asset[name] = int(rows.value) if rows is not None else 0
+    for evaluation in result.get_asset_check_evaluations():
+        key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        summary.checks[key] = evaluation.passed
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            summary.failures.append(f"{event.step_key}: {event.step_failure_data.error.message}")
+    summary.quarantined_by_rule = quarantine_counts(cached_engine(settings.resolved_warehouse_url))
+    return summary
+
+
+def report_path(settings: Settings, name: str) -> Path:
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    return settings.reports_dir / name
