@@ -3,7 +3,7 @@
 Each skill drives properties a text-feature model can measure, through a monotone function
 of the skill plus per-essay noise (`PROPERTY_NOISE_SD` on the latent scale):
 
-- task_response: length (120..500 words) and relevance (share of off-topic filler
+- task_response: length (120..~520 words) and relevance (share of off-topic filler
   sentences, up to ~45% for the weakest writers, ~0 for strong ones).
 - coherence_cohesion: paragraphs (1..6), share of sentences opening with a connective,
   plain ("And", "But", "So") versus advanced ("Moreover,", "Nevertheless,") connectives,
@@ -40,7 +40,7 @@ PROPERTY_NOISE_SD = 0.15
 """Per-essay noise added to a skill latent before it sets one text property."""
 
 MIN_WORDS = 120
-MAX_WORDS = 500
+MAX_WORDS = 470
 
 
 def _phi(x: float) -> float:

@@ -225,7 +225,7 @@ def dale_chall_familiar_words() -> frozenset[str]:
     for location in locations:
         path = Path(location) / "resources" / "en" / "easy_words.txt"
         if path.is_file():
-            words = path.read_text(encoding="utf-8")
+            words = path.read_text(encoding="utf-8").split()
             return frozenset(word.strip().lower() for word in words if word.strip())
     raise LexiconMissingError(
         "the Dale-Chall word list (textstat/resources/en/easy_words.txt) was not found; "

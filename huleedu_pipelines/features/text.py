@@ -22,7 +22,9 @@ How a text is read (both paths share these definitions):
   dictionary from the network, so the readability formulas are computed here.
 
 A rate whose denominator is zero (no words, no sentences, no prompt) is null, never 0, NaN or
-infinite; counts of an empty essay are 0.
+infinite; counts of an empty essay are 0. An essay's values depend only on its text and its
+prompt, never on the rest of the batch, so they can be cached by (text, prompt,
+:data:`TEXT_FEATURE_VERSION`).
 
 Heavy libraries (polars, numpy, wordfreq, pyspellchecker) are imported inside the functions
 that need them, so importing this module stays cheap for the Dagster code location.
@@ -573,6 +575,10 @@ def _mtld(tokens: Sequence[str]) -> float | None:
     return (_mtld_one_direction(tokens) + _mtld_one_direction(tokens[::-1])) / 2.0
 
 
+_MTLD_LOCKSTEP_MIN_ESSAYS_PER_WORD = 8
+"""Use the lockstep MTLD when essays x 8 >= the longest essay's words (measured break-even)."""
+
+
 def _mtld_batch(pair_codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """MTLD of every essay at once, equal to :func:`_mtld` (NaN for an essay without words).
 
@@ -739,33 +745,44 @@ _TOKEN_INFO_MAX_SIZE = 500_000
 
 
 def _token_infos(tokens: list[str]) -> list[_TokenInfo]:
-    """Lookups for distinct lowercased words, computing only those not seen before."""
-    new = [t for t in tokens if t not in _TOKEN_INFO]
-    if new:
-        zipf_table = _zipf_table()
-        speller = _spell_checker()
-        unknown = speller.unknown([t for t in new if _is_alphabetic(t)])
-        if len(_TOKEN_INFO) + len(new) > _TOKEN_INFO_MAX_SIZE:
+    """Lookups for distinct lowercased words, computing only those not seen before.
+
+    Safe to call from several threads: each call reads the shared cache once per word and
+    works from its own copy of the words it had to compute.
+    """
+    infos = [_TOKEN_INFO.get(token) for token in tokens]
+    missing = [token for token, info in zip(tokens, infos, strict=True) if info is None]
+    fresh = _compute_token_infos(missing) if missing else {}
+    if fresh:
+        if len(_TOKEN_INFO) + len(fresh) > _TOKEN_INFO_MAX_SIZE:
             _TOKEN_INFO.clear()
-        for token in new:
-            alphabetic = _is_alphabetic(token)
-            zipf = _zipf_of_new_word(token, zipf_table) if alphabetic else None
-            misspelled = alphabetic and _is_misspelled(token, unknown, speller)
-            _TOKEN_INFO[token] = _TokenInfo(
-                alphabetic=alphabetic,
-                length=_word_length(token),
-                syllables=_count_syllables(token),
-                zipf=zipf,
-                misspelled=misspelled,
-                rare=alphabetic
-                and not misspelled
-                and zipf is not None
-                and zipf < RARE_WORD_MAX_ZIPF,
-                familiar=_is_familiar(token),
-                stop=token in lx.STOP_WORDS,
-                contraction=_is_contraction(token),
-            )
-    return [_TOKEN_INFO[t] for t in tokens]
+        _TOKEN_INFO.update(fresh)
+    return [
+        fresh[token] if info is None else info for token, info in zip(tokens, infos, strict=True)
+    ]
+
+
+def _compute_token_infos(tokens: list[str]) -> dict[str, _TokenInfo]:
+    zipf_table = _zipf_table()
+    speller = _spell_checker()
+    unknown = speller.unknown([t for t in tokens if _is_alphabetic(t)])
+    infos = {}
+    for token in tokens:
+        alphabetic = _is_alphabetic(token)
+        zipf = _zipf_of_new_word(token, zipf_table) if alphabetic else None
+        misspelled = alphabetic and _is_misspelled(token, unknown, speller)
+        infos[token] = _TokenInfo(
+            alphabetic=alphabetic,
+            length=_word_length(token),
+            syllables=_count_syllables(token),
+            zipf=zipf,
+            misspelled=misspelled,
+            rare=alphabetic and not misspelled and zipf is not None and zipf < RARE_WORD_MAX_ZIPF,
+            familiar=_is_familiar(token),
+            stop=token in lx.STOP_WORDS,
+            contraction=_is_contraction(token),
+        )
+    return infos
 
 
 _LOOKUP_SCHEMA = {
@@ -954,10 +971,19 @@ def compute_text_features(
     )
     c["distinct_sentences"] = _scatter(n, sentence_keys["essay"], sentence_keys["distinct"])
 
-    # 4. MTLD runs through each essay's words in order.
-    pair = frame["essay"].to_numpy() * len(lookup) + frame["token_id"].cast(pl.Int64).to_numpy()
-    pair_codes = np.unique(pair, return_inverse=True)[1].ravel()
-    mtld = _mtld_batch(pair_codes, words_n.astype(np.int64))
+    # 4. MTLD runs through each essay's words in order: in lockstep over a large batch, where
+    # numpy's per-step overhead is shared by many essays; essay by essay over a small one.
+    lengths = words_n.astype(np.int64)
+    if n * _MTLD_LOCKSTEP_MIN_ESSAYS_PER_WORD >= lengths.max(initial=0):
+        pair = frame["essay"].to_numpy() * len(lookup) + frame["token_id"].to_numpy()
+        pair_codes = np.unique(pair, return_inverse=True)[1].ravel()
+        mtld = _mtld_batch(pair_codes, lengths)
+    else:
+        all_tokens = frame["token"].to_list()
+        bounds = np.concatenate(([0], np.cumsum(lengths)))
+        mtld = np.array(
+            [_mtld(all_tokens[bounds[i] : bounds[i + 1]]) for i in range(n)], dtype=np.float64
+        )
 
     # 5. Patterns over the whole text.
     text_series = pl.Series(normalised, dtype=pl.String)
@@ -1151,7 +1177,7 @@ def compute_text_features_naive(
 
     Every word is looked up afresh (wordfreq, spelling, syllables, word lists): no batching and
     no caching beyond the libraries' own. It is the reference the batch path is tested against
-    and the baseline of ``huleedu-pipelines bench features``.
+    and the baseline it is benchmarked against.
     """
     essays, prompts = _check_inputs(texts, prompt_texts)
     if not essays:

@@ -58,7 +58,9 @@ def lightgbm_params(
     """Defaults, then the caller's params, then the reproducibility settings that must win.
 
     ``deterministic`` + ``force_row_wise`` + a fixed ``seed`` + explicit ``num_threads`` make
-    two fits on the same data byte-identical (``booster.model_to_string()``).
+    two fits on the same data byte-identical (``booster.model_to_string()``). Thread, seed
+    and round-count keys in ``params`` (``n_jobs``, ``random_state``, ``n_estimators``...)
+    are dropped: those come from the arguments and ``rounds_from_params``.
     """
     merged = dict(DEFAULT_LIGHTGBM_PARAMS)
     for key, value in (params or {}).items():

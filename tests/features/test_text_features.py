@@ -102,7 +102,7 @@ def test_counts_on_a_tiny_text():
     assert row["type_token_ratio"] == pytest.approx(10 / 12)
     assert row["root_ttr"] == pytest.approx(10 / math.sqrt(12))
     assert row["hapax_share"] == pytest.approx(9 / 10)
-    assert row["mean_word_length"] == pytest.approx(36 / 12)
+    assert row["mean_word_length"] == pytest.approx(34 / 12)
     assert row["long_word_share"] == 0.0
 
 
@@ -113,8 +113,8 @@ def test_sentence_and_word_splitting_rules():
     # Dr Smith came e.g. at noon He left Then he slept Yes
     assert row["word_count"] == 12
     hyphen = one("A well-known, state-of-the-art school.")
-    assert hyphen["word_count"] == 7
-    assert one("It cost 1,000 kronor in 2024.")["word_count"] == 5
+    assert hyphen["word_count"] == 8  # a hyphen separates words
+    assert one("It cost 1,000 kronor in 2024.")["word_count"] == 6
     assert one("Windows\r\nline endings\rtoo")["paragraph_count"] == 3
 
 
@@ -198,6 +198,28 @@ def test_mtld_matches_an_independent_reference_on_longer_texts():
         assert value == pytest.approx(reference_mtld(tokens))
 
 
+def test_lockstep_batch_mtld_equals_the_reference_essay_by_essay():
+    from huleedu_pipelines.features.text import _mtld_batch
+
+    rng = random.Random(3)
+    essays = [[rng.choice("abcdefghij"[: rng.randint(1, 10)]) for _ in range(rng.randint(0, 60))]]
+    essays += [
+        [rng.choice("abcdefghijklmnop") for _ in range(rng.randint(0, 80))] for _ in range(30)
+    ]
+    codes, offset = [], 0
+    for words in essays:  # one integer per (essay, word)
+        ids = {w: offset + i for i, w in enumerate(sorted(set(words)))}
+        codes += [ids[w] for w in words]
+        offset += len(ids)
+    lengths = np.array([len(words) for words in essays])
+    batch = _mtld_batch(np.array(codes, dtype=np.int64), lengths)
+    for words, value in zip(essays, batch, strict=True):
+        if words:
+            assert value == pytest.approx(reference_mtld(words), rel=1e-12)
+        else:
+            assert np.isnan(value)
+
+
 def test_spelling_capitalisation_and_lowercase_i_on_a_crafted_text():
     row = one("i think teh goverment is wrong. they was late.")
     assert row["word_count"] == 9
@@ -213,7 +235,7 @@ def test_british_spellings_are_not_spelling_errors():
 
 
 def test_rare_words_and_zipf_frequency():
-    common, rare = one("The house is big."), one("The ubiquitous paradigm proliferates.")
+    common, rare = one("The house is big."), one("The meticulous juxtaposition proliferates.")
     assert common["rare_word_share"] == 0.0
     assert rare["rare_word_share"] == pytest.approx(3 / 4)
     assert rare["mean_zipf_frequency"] < common["mean_zipf_frequency"]
@@ -366,7 +388,7 @@ def sample_essays(n: int, seed: int) -> list[str]:
             for _ in range(rng.randint(1, 3))
         ]
         essays.append("\n\n".join(paragraphs))
-    return essays + ["", "  ", "word", GOOD_ESSAY, WEAK_ESSAY]
+    return [*essays, "", "  ", "word", GOOD_ESSAY, WEAK_ESSAY]
 
 
 def assert_frames_equal(fast: pl.DataFrame, naive: pl.DataFrame) -> None:
@@ -380,13 +402,8 @@ def assert_frames_equal(fast: pl.DataFrame, naive: pl.DataFrame) -> None:
 
 def test_batch_path_equals_naive_path():
     essays = sample_essays(40, seed=7)
-    prompts: list[str | None] = [
-        rng_choice
-        for rng_choice in (
-            ["Should mobile phones be banned in schools?", None, "Caf\u00e9 culture", "the"]
-            * len(essays)
-        )[: len(essays)]
-    ]
+    cycle = ["Should mobile phones be banned in schools?", None, "Caf\u00e9 culture", "the"]
+    prompts = [cycle[i % len(cycle)] for i in range(len(essays))]
     assert_frames_equal(
         compute_text_features(essays, prompts), compute_text_features_naive(essays, prompts)
     )
