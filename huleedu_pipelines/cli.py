@@ -108,5 +108,20 @@ def demo(
         raise typer.Exit(1)
 
 
+bench_app = typer.Typer(help="Benchmarks that print figures (never pass/fail).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("features")
+def bench_features_command(
+    essays: Annotated[int, typer.Option(help="Generated essays for text features.")] = 1000,
+    embed: Annotated[int, typer.Option(help="Essays to embed (both ways).")] = 64,
+) -> None:
+    """Essays/s for text features and embeddings, each beside a naive baseline."""
+    from huleedu_pipelines.bench import bench_features, print_figures
+
+    print_figures(bench_features(essays, embed))
+
+
 if __name__ == "__main__":
     app()

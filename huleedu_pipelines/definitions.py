@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from huleedu_pipelines.assets import features, features_checks, ingest, ingest_checks, labels
+from huleedu_pipelines.assets import (
+    features,
+    features_checks,
+    ingest,
+    ingest_checks,
+    labels,
+    training,
+    training_checks,
+)
 from huleedu_pipelines.jobs import training_job
 from huleedu_pipelines.resources import (
     EmbedderResource,
     FeatureStoreResource,
+    MlflowRegistryResource,
     PolarsParquetIOManager,
+    TrainingResource,
     WarehouseResource,
 )
 from huleedu_pipelines.settings import Settings, get_settings
@@ -18,14 +28,30 @@ from huleedu_pipelines.settings import Settings, get_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to `settings` (tests pass their own; the code location uses the env)."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, labels, features]),
-        asset_checks=dg.load_asset_checks_from_modules([ingest_checks, features_checks]),
+        assets=dg.load_assets_from_modules([ingest, labels, features, training]),
+        asset_checks=dg.load_asset_checks_from_modules(
+            [ingest_checks, features_checks, training_checks]
+        ),
         jobs=[training_job],
         resources={
             "warehouse": WarehouseResource(url=settings.resolved_warehouse_url),
             "io_manager": PolarsParquetIOManager(base_dir=str(settings.storage_dir)),
             "feature_store": FeatureStoreResource(cache_dir=str(settings.feature_cache_dir)),
             "embedder": EmbedderResource(num_threads=settings.n_jobs),
+            "training": TrainingResource(
+                seed=settings.seed,
+                n_jobs=settings.n_jobs,
+                optuna_trials=settings.optuna_trials,
+                min_labels_to_train=settings.min_labels_to_train,
+                high_skill_threshold=settings.high_skill_threshold,
+                models_dir=str(settings.models_dir),
+            ),
+            "mlflow": MlflowRegistryResource(
+                tracking_uri=settings.resolved_mlflow_tracking_uri,
+                artifact_location=None
+                if settings.mlflow_tracking_uri
+                else settings.mlflow_artifact_root.as_uri(),
+            ),
         },
     )
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     high_skill_threshold: float = Field(default=3.5, alias="HULEEDU_HIGH_SKILL_THRESHOLD")
     min_labels_to_train: int = Field(default=50, alias="HULEEDU_MIN_LABELS_TO_TRAIN")
     retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
+    optuna_trials: int = Field(default=8, alias="HULEEDU_OPTUNA_TRIALS")
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
     @property
@@ -60,9 +61,13 @@ class Settings(BaseSettings):
         return self.home / "feature_cache"
 
     @property
+    def models_dir(self) -> Path:
+        """Local copies of trained model bundles (the registry holds the real ones)."""
+        return self.home / "models"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
-
 
 
 def get_settings() -> Settings:

@@ -178,7 +178,7 @@ def raw_labels(
 def cj_comparisons(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_essays: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
-    """Comparative-judgement pairs between two different valid essays, with a winner from the pair."""
+    """Comparative-judgement pairs between two different valid essays, winner from the pair."""
     known = set(raw_essays["essay_id"].to_list())
     with warehouse.migrated_engine().connect() as connection:
         frame = read_frame(connection, cj_comparison_pairs)

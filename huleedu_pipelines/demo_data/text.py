@@ -8,14 +8,16 @@ of the skill plus per-essay noise (`PROPERTY_NOISE_SD` on the latent scale):
 - coherence_cohesion: paragraphs (1..6), share of sentences opening with a connective,
   plain ("And", "But", "So") versus advanced ("Moreover,", "Nevertheless,") connectives,
   an essay-style introduction and conclusion.
-- vocabulary: advanced, rarer synonyms ("crucial", "demonstrate", "exacerbate" for
-  "important", "show", "increase"; see `wordbanks.VOCABULARY`) and type-token variety.
+- vocabulary: the share of non-plain synonyms, and of rare ones among them ("important" ->
+  "crucial" -> "indispensable", "increase" -> "intensify" -> "exacerbate"; see
+  `wordbanks.VOCABULARY`), and type-token variety.
 - phraseology: verbatim repeated sentences and stock openers ("I think that") for weak
   writers, idioms and collocations ("plays a pivotal role") for strong ones.
 - syntax: subordinate clauses per sentence (0..3; mean sentence length ~9..30 words) and
   the subordinators ("because", "so" versus "although", "whereas", "provided that").
-- grammar: agreement and form errors ("they was", "it are", "my brother think",
-  "more better", "a important"), found by `wordbanks.GRAMMAR_ERROR_PATTERNS`.
+- grammar: agreement and form errors after pronouns ("they was", "it are", "he think",
+  "I is"), "more better", "could of", "a important" / "an big"; all found by the regular
+  expressions in `wordbanks.GRAMMAR_ERROR_PATTERNS`.
 - conventions: misspellings a dictionary spellchecker flags ("becuase", "thier"),
   lowercase sentence starts and " i ", a missing comma after a connective.
 
@@ -36,7 +38,7 @@ import numpy as np
 
 from huleedu_pipelines.demo_data import wordbanks as wb
 
-PROPERTY_NOISE_SD = 0.15
+PROPERTY_NOISE_SD = 0.1
 """Per-essay noise added to a skill latent before it sets one text property."""
 
 MIN_WORDS = 120
@@ -58,6 +60,7 @@ class WritingProfile:
     advanced_connective_share: float
     advanced_frame: bool
     advanced_vocabulary_share: float
+    rare_vocabulary_share: float
     plain_variety: float
     repeat_share: float
     idiom_share: float
@@ -88,10 +91,11 @@ def writing_profile(skills: Mapping[str, float], rng: np.random.Generator) -> Wr
         advanced_connective_share=_phi(1.5 * z("coherence_cohesion")),
         advanced_frame=z("coherence_cohesion") > 0.0,
         advanced_vocabulary_share=0.02 + 0.93 * _phi(1.4 * z("vocabulary")),
+        rare_vocabulary_share=_phi(1.4 * z("vocabulary") - 0.3),
         plain_variety=_phi(z("vocabulary")),
-        repeat_share=0.35 * weak("phraseology") ** 2,
+        repeat_share=0.3 * weak("phraseology") ** 1.5,
         idiom_share=0.4 * _phi(z("phraseology")) ** 2,
-        stock_opener_rate=0.5 * weak("phraseology") ** 1.5,
+        stock_opener_rate=0.6 * weak("phraseology"),
         subclause_mean=0.05 + 2.2 * _phi(z("syntax")),
         advanced_subordinator_share=_phi(1.5 * z("syntax")),
         grammar_error_rate=0.7 * weak("grammar") ** 1.5,
@@ -170,6 +174,7 @@ class _Writer:
         self._decks: dict[str, list[str]] = {}
         p = profile
         self.advanced_words = _Budget(p.advanced_vocabulary_share, uniform)
+        self.rare_words = _Budget(p.rare_vocabulary_share, uniform)
         self.grammar_errors = _Budget(p.grammar_error_rate, uniform)
         self.misspellings = _Budget(p.spelling_error_rate, uniform)
         self.capitalisation_errors = _Budget(p.capitalisation_error_rate, uniform)
@@ -199,19 +204,18 @@ class _Writer:
         if name in self.phrases and not form:
             return self._pick(self.phrases[name])
         if name in wb.VOCABULARY:
-            plain, advanced = wb.VOCABULARY[name]
-            return self._choose(plain, advanced)
+            return self._choose(*wb.VOCABULARY[name])
         if name in wb.VERBS:
-            plain_verbs, advanced_verbs = wb.VERBS[name]
             index = {"": 0, "s": 1, "ed": 2}[form]
-            return self._choose(
-                tuple(v[index] for v in plain_verbs), tuple(v[index] for v in advanced_verbs)
-            )
+            tiers = (tuple(verb[index] for verb in tier) for tier in wb.VERBS[name])
+            return self._choose(*tiers)
         raise KeyError(f"unknown template slot {{{slot}}}")
 
-    def _choose(self, plain: tuple[str, ...], advanced: tuple[str, ...]) -> str:
+    def _choose(
+        self, plain: tuple[str, ...], middle: tuple[str, ...], rare: tuple[str, ...]
+    ) -> str:
         if self.advanced_words.take():
-            return self._pick(advanced)
+            return self._pick(rare if self.rare_words.take() else middle)
         if len(plain) > 1 and self.uniform() < self.profile.plain_variety:
             return self._pick(plain[1:])
         return plain[0]

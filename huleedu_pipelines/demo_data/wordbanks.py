@@ -5,8 +5,8 @@ Template mini-language (expanded by `huleedu_pipelines.demo_data.text`):
 - ``{T} {G} {PRO} {CON} {ACT} {ALT} {PLACE}``: a phrase from the essay's prompt bank
   (topic, group of people, benefit, harm, verb phrase, alternative, place).
 - ``{important}``, ``{show}``, ``{show_s}``, ``{change_ed}``: a word from `VOCABULARY` or
-  `VERBS`, plain or advanced depending on the writer's vocabulary skill (``_s`` is the
-  third person singular, ``_ed`` the past participle).
+  `VERBS`, plain, intermediate or rare depending on the writer's vocabulary skill (``_s`` is
+  the third person singular, ``_ed`` the past participle).
 - ``[right|wrong]``: a grammar point, written wrongly with the writer's grammar error rate.
 - ``^``: the article "a"/"an", chosen from the next word (and swapped on a grammar error,
   giving "a apple" / "an crucial").
@@ -67,7 +67,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "some posts {show} a perfect life that does not exist",
             "online friendships can be as real as friendships at school",
             "{G} compare themselves with famous people online and feel worse about their bodies",
-            "my younger sister [spends|spend] three hours a day on social media",
+            "my younger sister says that [she spends|she spend] three hours a day on social media",
             "these platforms are designed to keep users scrolling for as long as possible",
             "news spreads faster on social media than on television",
         ),
@@ -96,7 +96,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "clothes are an important way for {G} to show who they are",
             "a blazer and tie are not comfortable on a hot summer day",
             "teachers say that uniforms improve behavior in class",
-            "my cousin [wears|wear] a uniform and she does not mind it at all",
+            "my cousin wears a uniform and [she does not|she do not] mind it at all",
         ),
     ),
     PromptBank(
@@ -118,7 +118,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "video calls are not the same as talking to a colleague face to face",
             "{G} who work from home save money on lunch and transport",
             "many companies have reduced their office space since the pandemic",
-            "my mother [works|work] from home three days a week",
+            "my mother is a nurse, but [she works|she work] from home one day a week",
             "it is hard to separate work and private life when the office is at home",
             "managers worry that [they are|they is] less productive at home",
             "new employees learn a lot by watching their colleagues",
@@ -145,7 +145,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "governments have the power to make laws that protect nature",
             "a few large companies produce most of the emissions in the world",
             "{G} can choose to cycle instead of driving to work",
-            "my family [recycles|recycle] plastic, glass and paper every week",
+            "my family recycles glass and paper, and [it takes|it take] ten minutes a week",
             "summers are getting hotter and the ice in the Arctic is melting",
             "solar panels are much cheaper today than ten years ago",
             "one person cannot stop global warming alone",
@@ -174,7 +174,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "some parents help their children with homework and others cannot",
             "children also need time to play and rest",
             "teachers use homework to see if students understand the lesson",
-            "my little brother [cries|cry] when he has too much homework",
+            "my little brother cries when [he has|he have] too much homework",
             "research shows that short tasks are more useful than long ones",
             "students with part-time jobs have little time for homework",
         ),
@@ -198,11 +198,11 @@ PROMPTS: tuple[PromptBank, ...] = (
             "a phone can be useful in an emergency",
             "[they are|they is] distracted every time their phone makes a sound",
             "some teachers use phones for quizzes and research in class",
-            "my school [collects|collect] all phones in a box every morning",
+            "my school collects all phones in a box, and [it is|it are] a good rule",
             "breaks are louder and happier when nobody is looking at a screen",
             "parents want to be able to call their children during the day",
             "a ban is difficult to control in a large school",
-            "my best friend [checks|check] her phone in almost every lesson",
+            "my best friend says that [she needs|she need] her phone in almost every lesson",
         ),
     ),
     PromptBank(
@@ -226,7 +226,7 @@ PROMPTS: tuple[PromptBank, ...] = (
             "{G} leave their cars at home when the bus is fast and cheap",
             "someone has to pay for the drivers, the fuel and the repairs",
             "buses are {often} late and crowded in the morning",
-            "my grandfather [takes|take] the tram to the market every Saturday",
+            "my grandfather is old, so [he takes|he take] the tram to the market every Saturday",
             "fewer cars downtown would make the streets safer",
             "free travel could help people with low incomes find a job",
         ),
@@ -249,7 +249,7 @@ PROMPTS: tuple[PromptBank, ...] = (
         place=("at school", "abroad", "on holiday", "at work"),
         sentences=(
             "children learn languages faster than adults",
-            "my father [speaks|speak] three languages because he grew up in Belgium",
+            "my father grew up in Belgium, so [he speaks|he speak] three languages",
             "a translation program is not the same as understanding a person",
             "{G} who know two languages often find it easier to learn a third one",
             "many jobs in tourism and trade require a foreign language",
@@ -271,8 +271,8 @@ BODY_TEMPLATES: tuple[str, ...] = (
     "this {show_s} that [it has|it have] both {good} and {bad} sides",
     "{many} experts {think} that {CON} is ^ {big} {problem} for {G}",
     "a friend of mine told me that [she thinks|she think] about {T} {often}",
-    "[it does not|it do not] have to be ^ {bad} thing",
-    "[there are|there is] {many} {reasons} why {G} care about {T}",
+    "[it does not|it do not] have to be ^ {bad} thing, and schools [could have|could of] said so",
+    "[we have|we has] {many} {reasons} to care about {T}",
     "{T} makes it {easy} for {G} to {ACT}",
     "in my opinion, {T} is more {useful} than {ALT}",
     "{ALT} is {very} {important} as well",
@@ -285,13 +285,13 @@ BODY_TEMPLATES: tuple[str, ...] = (
     "without {T}, it would be {hard} for {G} to {ACT}",
     "{G} can {get} {PRO} through {T}",
     "{CON} is ^ {common} {problem} among {G}",
-    "the {big} {problem} is that [people are|people is] spending too much time on it",
+    "the {big} {problem} is that [they are|they is] spending too much time on it",
     "[it is|it are] {clear} that {T} will not disappear soon",
-    "my brother [thinks|think] that {T} is {good} for him",
+    "my brother told me that [he thinks|he think] {T} is {good} for him",
     "{G} should {reduce} the {bad} {effects} of {T}",
     "{T} could {increase} {CON} for some {G}",
     "{many} {people} have changed their opinion about {T}",
-    "my father [does not|do not] understand why {G} like {T} so much",
+    "my father says that [he does not|he do not] understand why {G} like {T} so much",
     "this is ^ {easy} way for {G} to {ACT}",
     "I [have|has] seen how {T} can {help} {G}",
     "{G} who {ACT} {often} are {very} {happy}",
@@ -301,12 +301,12 @@ BODY_TEMPLATES: tuple[str, ...] = (
     "[it is|it are] {hard} to say if {T} is {good} or {bad}",
     "{T} is {often} discussed {PLACE}",
     "{G} want to {ACT} {PLACE}, and [it is|it are] {clear} why",
-    "I [was|were] surprised when I read about {CON} and {T}",
+    "I [was|is] surprised when I read about {CON} and {T}",
     "{T} affects {G} in {many} different ways",
     "the {effects} of {T} are {clear} {PLACE}",
-    "[children are|children is] {very} {happy} when they can {ACT}",
-    "[there are|there is] also ^ {big} {problem} with {CON}",
-    "my sister [says|say] that {T} is {very} {useful}",
+    "{G} say that [they are|they is] {very} {happy} when they can {ACT}",
+    "[it is|it are] also ^ {big} {problem} when {CON} grows",
+    "my sister is sure that [she knows|she know] why {T} is {very} {useful}",
     "{ALT} is [easier|more easier] than it sounds",
 )
 
@@ -335,13 +335,13 @@ SUBORDINATE_CLAUSES: tuple[str, ...] = (
     "[they were|they was] younger",
     "teachers have {many} other things to do",
     "{ALT} takes more time",
-    "the situation [is|are] changing quickly",
+    "[it is|it are] changing quickly",
     "{CON} is ^ {big} {problem} {PLACE}",
     "[it is|it are] {hard} to know what is {good} for {G}",
     "{PRO} matters more than anything else",
     "[it is|it are] not {easy} to find an answer",
     "[it has|it have] {many} {bad} {effects}",
-    "[people are|people is] {often} busy",
+    "[they are|they is] {often} busy",
 )
 PLAIN_SUBORDINATORS: tuple[str, ...] = (" because", " when", " if", " and", " so")
 ADVANCED_SUBORDINATORS: tuple[str, ...] = (
@@ -396,13 +396,13 @@ CONCLUSION_ADVANCED: tuple[str, ...] = (
 
 # Off-topic filler: no prompt words (the writer's task response skill).
 FILLER_SENTENCES: tuple[str, ...] = (
-    "my favorite food [is|are] pizza with extra cheese",
+    "my favorite food is pizza because [it has|it have] extra cheese",
     "last summer I went to my grandmother's house by the lake",
     "football is my favorite sport and I play it every weekend",
-    "my dog [likes|like] to sleep on the sofa all afternoon",
+    "my dog is old and [it likes|it like] to sleep on the sofa all afternoon",
     "yesterday it rained all day so I stayed inside",
     "I [have|has] two cats and a small brown rabbit",
-    "my uncle [lives|live] in a big city far away from here",
+    "my uncle is a doctor and [he lives|he live] in a big city far away",
     "the weather was nice when we had a picnic in the park",
     "I like to listen to music when I clean my room",
     "our neighbors have a garden full of red flowers",
@@ -410,82 +410,138 @@ FILLER_SENTENCES: tuple[str, ...] = (
     "my birthday is in May and I usually have a party",
     "we watched a funny film about a talking horse",
     "my favorite season is summer because the days are long",
-    "I [was|were] {very} tired after the long walk in the forest",
-    "my aunt [makes|make] the best chocolate cake in the world",
+    "[we were|we was] {very} tired after the long walk in the forest",
+    "my aunt says [she makes|she make] the best chocolate cake in the world",
 )
 
 GRAMMAR_ERROR_PATTERNS: tuple[str, ...] = (
-    r"\b(they|we|you) (was|is)\b",
-    r"\bI were\b",
-    r"\bI has\b",
-    r"\bit (are|have|do)\b",
-    r"\b(people|children) is\b",
-    r"\bthere is (many|a lot|countless|myriad|innumerable|also)\b",
+    r"\b(they|we) (was|is|has)\b",
+    r"\bI (is|has)\b",
+    r"\b(he|she|it) (are|have|do|need|know|take|spend|work|speak|live|like|make|think)\b",
     r"\bmore (better|easier)\b",
-    r"\b(she|brother|sister|father|mother|cousin|family|friend|grandfather|school|dog|uncle|aunt) "
-    r"(think|say|do|spend|work|wear|recycle|cry|collect|check|take|speak|like|live|make)\b",
+    r"\bcould of\b",
     r"\ba (?!uni|use|usu|eu|one)[aeiou]\w*",
     r"\ban (?!hour)[b-df-hj-np-tv-z]\w*",
-    r"\bthe situation are\b",
 )
 """Regular expressions (case-insensitive) that find the grammar errors the templates make.
 Documented for feature engineering and used by the tests; a real grammar checker finds more."""
 
-# Vocabulary slots: (plain words, advanced words). Advanced words are rarer in English
-# (lower wordfreq Zipf frequency), so a rare-word share measures the vocabulary skill.
-VOCABULARY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "important": (("important",), ("crucial", "paramount", "pivotal", "indispensable")),
-    "good": (("good", "nice"), ("beneficial", "advantageous", "constructive", "wholesome")),
-    "bad": (("bad",), ("detrimental", "harmful", "adverse", "pernicious")),
-    "big": (("big",), ("substantial", "considerable", "profound", "formidable")),
-    "problem": (("problem",), ("dilemma", "drawback", "predicament", "obstacle")),
-    "many": (("many", "a lot of"), ("countless", "myriad", "innumerable")),
-    "very": (("very", "really"), ("remarkably", "exceptionally", "profoundly")),
-    "often": (("often",), ("frequently", "routinely", "habitually")),
-    "easy": (("easy",), ("effortless", "straightforward", "convenient")),
-    "hard": (("hard", "difficult"), ("arduous", "demanding", "daunting")),
-    "clear": (("clear", "true"), ("evident", "apparent", "indisputable", "undeniable")),
-    "common": (("common", "normal"), ("ubiquitous", "prevalent", "widespread", "pervasive")),
-    "people": (("people",), ("individuals", "inhabitants")),
-    "carefully": (("carefully", "well"), ("responsibly", "judiciously", "prudently")),
-    "useful": (("useful", "helpful"), ("invaluable", "worthwhile", "advantageous")),
-    "happy": (("happy",), ("contented", "fulfilled")),
-    "reasons": (("reasons",), ("justifications", "motivations")),
-    "effects": (("effects",), ("consequences", "ramifications", "repercussions")),
-    "responsible": (("good", "safe"), ("conscientious", "measured", "judicious", "prudent")),
+# Vocabulary slots in three tiers: plain, intermediate (wordfreq Zipf ~3.5..4.8: "crucial",
+# "demonstrate") and rare (Zipf < 3.5: "indispensable", "exacerbate"). A stronger vocabulary
+# uses more non-plain words, and more of them from the rare tier, so any rare-word share
+# (Zipf < 3.5 or < 4) and the mean word frequency move monotonically with the skill.
+Tiers = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+VOCABULARY: dict[str, Tiers] = {
+    "important": (
+        ("important",),
+        ("crucial", "paramount", "pivotal", "vital"),
+        ("indispensable", "quintessential"),
+    ),
+    "good": (("good", "nice"), ("beneficial", "constructive"), ("advantageous", "salutary")),
+    "bad": (
+        ("bad",),
+        ("harmful", "detrimental", "adverse"),
+        ("pernicious", "deleterious", "injurious"),
+    ),
+    "big": (
+        ("big",),
+        ("substantial", "considerable", "formidable"),
+        ("colossal", "momentous", "sizable"),
+    ),
+    "problem": (
+        ("problem",),
+        ("dilemma", "obstacle"),
+        ("drawback", "predicament", "impediment", "quandary"),
+    ),
+    "many": (("many", "a lot of"), ("numerous", "countless"), ("myriad", "innumerable")),
+    "very": (
+        ("very", "really"),
+        ("remarkably", "exceptionally", "immensely"),
+        ("exceedingly", "inordinately"),
+    ),
+    "often": (("often",), ("frequently", "routinely"), ("habitually", "invariably")),
+    "easy": (("easy",), ("straightforward", "convenient"), ("effortless", "uncomplicated")),
+    "hard": (
+        ("hard", "difficult"),
+        ("demanding", "challenging"),
+        ("arduous", "daunting", "strenuous", "onerous"),
+    ),
+    "clear": (
+        ("clear", "true"),
+        ("evident", "apparent", "obvious"),
+        ("indisputable", "undeniable", "unmistakable"),
+    ),
+    "common": (
+        ("common", "normal"),
+        ("widespread", "prevalent", "rampant"),
+        ("ubiquitous", "pervasive", "commonplace"),
+    ),
+    "people": (("people",), ("individuals", "citizens"), ("inhabitants",)),
+    "carefully": (
+        ("carefully", "well"),
+        ("responsibly", "thoughtfully"),
+        ("judiciously", "prudently", "sensibly"),
+    ),
+    "useful": (
+        ("useful", "helpful"),
+        ("invaluable", "worthwhile", "valuable"),
+        ("advantageous", "expedient"),
+    ),
+    "happy": (("happy",), ("fulfilled", "satisfied"), ("contented", "gratified")),
+    "reasons": (("reasons",), ("motives", "motivations"), ("justifications", "rationales")),
+    "effects": (
+        ("effects",),
+        ("consequences", "implications"),
+        ("ramifications", "repercussions"),
+    ),
+    "responsible": (
+        ("good", "safe"),
+        ("responsible", "measured", "sensible"),
+        ("conscientious", "judicious", "prudent"),
+    ),
 }
 
-# Verbs: (base, third person singular, past participle).
+# Verbs in the same tiers: (base, third person singular, past participle).
 Verb = tuple[str, str, str]
-VERBS: dict[str, tuple[tuple[Verb, ...], tuple[Verb, ...]]] = {
+VERBS: dict[str, tuple[tuple[Verb, ...], tuple[Verb, ...], tuple[Verb, ...]]] = {
     "show": (
         (("show", "shows", "shown"),),
         (
             ("demonstrate", "demonstrates", "demonstrated"),
             ("illustrate", "illustrates", "illustrated"),
+        ),
+        (
             ("underscore", "underscores", "underscored"),
+            ("exemplify", "exemplifies", "exemplified"),
         ),
     ),
     "help": (
         (("help", "helps", "helped"),),
         (("enable", "enables", "enabled"), ("empower", "empowers", "empowered")),
+        (("embolden", "emboldens", "emboldened"),),
     ),
     "think": (
         (("think", "thinks", "thought"),),
         (
+            ("believe", "believes", "believed"),
             ("contend", "contends", "contended"),
-            ("posit", "posits", "posited"),
             ("assert", "asserts", "asserted"),
         ),
+        (("posit", "posits", "posited"), ("opine", "opines", "opined")),
     ),
     "get": (
         (("get", "gets", "got"),),
         (("obtain", "obtains", "obtained"), ("acquire", "acquires", "acquired")),
+        (("procure", "procures", "procured"), ("garner", "garners", "garnered")),
     ),
     "change": (
         (("change", "changes", "changed"),),
         (
             ("transform", "transforms", "transformed"),
+            ("alter", "alters", "altered"),
+            ("overhaul", "overhauls", "overhauled"),
+        ),
+        (
             ("reshape", "reshapes", "reshaped"),
             ("revolutionize", "revolutionizes", "revolutionized"),
         ),
@@ -493,9 +549,13 @@ VERBS: dict[str, tuple[tuple[Verb, ...], tuple[Verb, ...]]] = {
     "increase": (
         (("increase", "increases", "increased"),),
         (
+            ("intensify", "intensifies", "intensified"),
+            ("amplify", "amplifies", "amplified"),
+            ("worsen", "worsens", "worsened"),
+        ),
+        (
             ("exacerbate", "exacerbates", "exacerbated"),
             ("aggravate", "aggravates", "aggravated"),
-            ("intensify", "intensifies", "intensified"),
         ),
     ),
     "reduce": (
@@ -505,13 +565,14 @@ VERBS: dict[str, tuple[tuple[Verb, ...], tuple[Verb, ...]]] = {
             ("alleviate", "alleviates", "alleviated"),
             ("curb", "curbs", "curbed"),
         ),
+        (("diminish", "diminishes", "diminished"), ("attenuate", "attenuates", "attenuated")),
     ),
     "cause": (
         (("cause", "causes", "caused"), ("lead to", "leads to", "led to")),
+        (("trigger", "triggers", "triggered"), ("provoke", "provokes", "provoked")),
         (
-            ("trigger", "triggers", "triggered"),
-            ("provoke", "provokes", "provoked"),
             ("engender", "engenders", "engendered"),
+            ("precipitate", "precipitates", "precipitated"),
         ),
     ),
 }

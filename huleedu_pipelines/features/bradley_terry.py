@@ -16,7 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from scipy.special import expit
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """Logistic function, numerically stable for large |x| (scipy stays out of module load)."""
+    return np.exp(-np.logaddexp(0.0, -x))
+
 
 DEFAULT_PRIOR_VARIANCE = 10.0
 """Variance of the Gaussian prior on abilities: a standard deviation of ~3.2 logits, wide

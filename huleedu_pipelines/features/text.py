@@ -71,7 +71,9 @@ _RATIO = "ratio 0..1"
 TEXT_FEATURES: tuple[FeatureSpec, ...] = (
     # --- length and structure
     FeatureSpec(
-        "char_count", "Characters in the essay, spaces and line breaks included.", "characters"
+        "char_count",
+        "Characters in the essay, spaces and line breaks included (CRLF counts once).",
+        "characters",
     ),
     FeatureSpec("word_count", "Words in the essay.", "words"),
     FeatureSpec("sentence_count", "Sentences that contain at least one word.", "sentences"),

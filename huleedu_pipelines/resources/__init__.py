@@ -1,12 +1,17 @@
-"""Dagster resources: the warehouse and the Parquet IO manager feature cache and embedder."""
+"""Dagster resources: warehouse, Parquet IO manager, feature cache, embedder, training knobs
+and the MLflow registry."""
 
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
+from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.resources.parquet_io import PolarsParquetIOManager
+from huleedu_pipelines.resources.training import TrainingResource
 from huleedu_pipelines.resources.warehouse import WarehouseResource
 
 __all__ = [
     "EmbedderResource",
     "FeatureStoreResource",
+    "MlflowRegistryResource",
     "PolarsParquetIOManager",
+    "TrainingResource",
     "WarehouseResource",
 ]

@@ -131,7 +131,12 @@ def import_csv(
             grade = grade.strip()
             if (problem := grade_problem(grade)) is None:
                 tables["teacher_grades"].append(
-                    {"essay_id": essay_id, "grade": grade, "teacher_id": rater, "graded_at": imported_at}
+                    {
+                        "essay_id": essay_id,
+                        "grade": grade,
+                        "teacher_id": rater,
+                        "graded_at": imported_at,
+                    }
                 )
             else:
                 reject("teacher_grades", f"{essay_id}|{rater}", problem, row)

@@ -90,7 +90,9 @@ def load_rows(
                 continue
         if problem is not None:
             result.quarantined.append(
-                QuarantineEntry(table_name, source_key(table, row), problem.rule, problem.detail, row)
+                QuarantineEntry(
+                    table_name, source_key(table, row), problem.rule, problem.detail, row
+                )
             )
             continue
         candidates[key] = row
@@ -106,7 +108,8 @@ def load_rows(
                     table_name,
                     source_key(table, row),
                     "duplicate_essay_id",
-                    f"essay id {key[0]!r} already exists with different text; the stored one is kept",
+                    f"essay id {key[0]!r} already exists with different text; the stored one "
+                    "is kept",
                     row,
                 )
             )

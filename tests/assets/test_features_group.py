@@ -20,7 +20,8 @@ N_ESSAYS = 200
 
 def metadata_of(result, asset: str) -> dict:
     [event] = [
-        e for e in result.get_asset_materialization_events()
+        e
+        for e in result.get_asset_materialization_events()
         if e.materialization.asset_key.to_user_string() == asset
     ]
     return {key: value.value for key, value in event.materialization.metadata.items()}
@@ -32,7 +33,11 @@ def test_features_are_computed_once_and_shared_with_inference(
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = make_engine(url)
     seed_demo_warehouse(
-        engine, n_essays=N_ESSAYS, seed=3, as_of=as_of, bad_rows=0,
+        engine,
+        n_essays=N_ESSAYS,
+        seed=3,
+        as_of=as_of,
+        bad_rows=0,
         latent_truth_path=tmp_path / "truth.parquet",
     )
     first = materialize_groups(url, "ingest", "features")

@@ -245,19 +245,19 @@ def _text_properties(text: str, spell: object) -> dict[str, float]:
 
 
 # (property, its skill, minimum Spearman with the skill, minimum with the ability, sign).
-# Measured on these 600 essays (seed 0), skill / ability: word count .99/.82, paragraphs
-# .97/.78, advanced connectives .85/.79, mean sentence length .95/.85, rare words .86/.72,
-# spelling errors -.96/-.79, lowercase starts -.95/-.74, grammar errors -.84/-.57, repeated
-# sentences -.92/-.75; seeds 1 and 2 are within 0.05 of these.
+# Measured on these 600 essays (seed 0), skill / ability: word count .99/.83, paragraphs
+# .98/.79, advanced connectives .82/.78, mean sentence length .95/.86, rare words .88/.73,
+# spelling errors -.97/-.78, lowercase starts -.96/-.75, grammar errors -.86/-.60, repeated
+# sentences -.90/-.75; seeds 1 and 2 are within 0.07 of these.
 TEXT_SIGNAL = (
     ("word_count", "task_response", 0.95, 0.75, +1),
     ("paragraphs", "coherence_cohesion", 0.93, 0.7, +1),
     ("advanced_connective_share", "coherence_cohesion", 0.75, 0.7, +1),
     ("mean_sentence_length", "syntax", 0.9, 0.75, +1),
-    ("rare_word_share", "vocabulary", 0.8, 0.6, +1),
+    ("rare_word_share", "vocabulary", 0.85, 0.65, +1),
     ("spelling_error_rate", "conventions", 0.9, 0.7, -1),
     ("lowercase_start_share", "conventions", 0.9, 0.65, -1),
-    ("grammar_error_rate", "grammar", 0.75, 0.45, -1),
+    ("grammar_error_rate", "grammar", 0.8, 0.5, -1),
     ("repeated_sentence_share", "phraseology", 0.85, 0.65, -1),
 )
 
@@ -296,7 +296,7 @@ def test_text_properties_together_recover_the_ability(text_properties: pl.DataFr
     )
     ability = text_properties["ability"].to_numpy()
     coefficients, *_ = np.linalg.lstsq(features, ability, rcond=None)
-    assert np.corrcoef(features @ coefficients, ability)[0, 1] >= 0.93
+    assert np.corrcoef(features @ coefficients, ability)[0, 1] >= 0.95
 
 
 def test_word_banks_spell_correctly_and_misspellings_are_flagged() -> None:
@@ -320,10 +320,10 @@ def test_word_banks_spell_correctly_and_misspellings_are_flagged() -> None:
     for bank in wb.PROMPTS:
         templates += [bank.text, bank.question, *bank.sentences, *bank.topic, *bank.group]
         templates += [*bank.pro, *bank.con, *bank.act, *bank.alt, *bank.place]
-    for plain, advanced in wb.VOCABULARY.values():
-        templates += [*plain, *advanced]
-    for plain, advanced in wb.VERBS.values():
-        templates += [" ".join(forms) for forms in (*plain, *advanced)]
+    for tiers in wb.VOCABULARY.values():
+        templates += [word for tier in tiers for word in tier]
+    for tiers in wb.VERBS.values():
+        templates += [" ".join(forms) for tier in tiers for forms in tier]
     words = {
         w.lower()
         for t in templates

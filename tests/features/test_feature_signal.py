@@ -36,7 +36,10 @@ def test_handcrafted_features_follow_latent_ability(demo) -> None:
     truth = pl.DataFrame(demo.latent_truth).select("essay_id", "ability")
     prompts = {p["prompt_id"]: p["text"] for p in demo.prompts}
     essays = pl.DataFrame(
-        [{"essay_id": e["essay_id"], "text": e["text"], "prompt_id": e["prompt_id"]} for e in demo.essays]
+        [
+            {"essay_id": e["essay_id"], "text": e["text"], "prompt_id": e["prompt_id"]}
+            for e in demo.essays
+        ]
     )
     features = compute_text_features(
         essays["text"].to_list(), [prompts[p] for p in essays["prompt_id"]]

@@ -1,0 +1,105 @@
+"""ONNX parity: what is served (ONNX) must equal what was trained (native LightGBM)."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from huleedu_pipelines.assets.training import (
+    cefr_model,
+    feature_matrix,
+    grade_model,
+    ielts_band_model,
+    skill_models,
+)
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.onnx_export import parity_report
+
+PARITY_INS = {
+    "feature_table": dg.AssetIn("feature_table"),
+    "training_splits": dg.AssetIn("training_splits"),
+}
+
+
+def onnx_parity_result(
+    model_cards: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """Compare ONNX and native outputs on every test-split essay for each registered model.
+
+    Fails when more than 0.01% of rows differ by more than 1e-5 in any probability, or more
+    than 0.1% of rows change class (DESIGN.md §8: float32 thresholds flip a few rows in 100k).
+    """
+    test_ids = training_splits.filter(pl.col("split") == "test").select("essay_id")
+    X = feature_matrix(feature_table.join(test_ids, on="essay_id"))
+    reports = {}
+    for card in model_cards.filter(pl.col("status") == "registered").iter_rows(named=True):
+        bundle = ModelBundle.load(Path(card["bundle_dir"]))
+        onnx, native = bundle.predict(X), bundle.predict(X, native=True)
+        if bundle.task == "ordinal":
+            report = parity_report(native.probabilities, onnx.probabilities, kind="multiclass")
+        elif bundle.task == "binary":
+            report = parity_report(native.score, onnx.score, kind="binary")
+        else:
+            report = parity_report(native.score, onnx.score, kind="regression")
+        report["labels_differ"] = int(np.sum(native.labels != onnx.labels))
+        reports[card["model_name"]] = report
+    failed = [name for name, report in reports.items() if not report["passed"]]
+    metadata = {
+        f"{name}/max_abs_diff": dg.MetadataValue.float(report["max_abs_diff"])
+        for name, report in reports.items()
+    }
+    metadata |= {
+        "rows_compared": dg.MetadataValue.int(int(X.shape[0])),
+        "models_compared": dg.MetadataValue.int(len(reports)),
+        "worst_rows": dg.MetadataValue.json(
+            {name: report["worst_rows"][:3] for name, report in reports.items()}
+        ),
+        "shares": dg.MetadataValue.json(
+            {
+                name: {
+                    "share_rows_over_tol": report["share_rows_over_tol"],
+                    "share_rows_flipped": report["share_rows_flipped"],
+                }
+                for name, report in reports.items()
+            }
+        ),
+    }
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=f"ONNX differs from native for {failed}" if failed else None,
+    )
+
+
+@dg.asset_check(asset=grade_model, blocking=True, additional_ins=PARITY_INS)
+def check_grade_model_onnx_parity(
+    grade_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """ONNX grade probabilities equal native LightGBM's on the test split."""
+    return onnx_parity_result(grade_model, feature_table, training_splits)
+
+
+@dg.asset_check(asset=cefr_model, blocking=True, additional_ins=PARITY_INS)
+def check_cefr_model_onnx_parity(
+    cefr_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """ONNX CEFR probabilities equal native LightGBM's on the test split."""
+    return onnx_parity_result(cefr_model, feature_table, training_splits)
+
+
+@dg.asset_check(asset=ielts_band_model, blocking=True, additional_ins=PARITY_INS)
+def check_ielts_band_model_onnx_parity(
+    ielts_band_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """ONNX band estimates equal native LightGBM's on the test split."""
+    return onnx_parity_result(ielts_band_model, feature_table, training_splits)
+
+
+@dg.asset_check(asset=skill_models, blocking=True, additional_ins=PARITY_INS)
+def check_skill_models_onnx_parity(
+    skill_models: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """ONNX P(high skill) equals native LightGBM's on the test split, for all seven skills."""
+    return onnx_parity_result(skill_models, feature_table, training_splits)

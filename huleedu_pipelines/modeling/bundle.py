@@ -1,0 +1,291 @@
+"""A trained model as it is stored, registered and served: one ONNX graph plus JSON.
+
+Every model (ordinal grade or CEFR, band regressor, skill classifier) is one or more
+LightGBM boosters. They are exported to ONNX and combined into ONE graph with a shared
+`features` input and one output per booster, so each registered version has a single ONNX
+artifact and sha256. Decoding (ordinal probabilities, cut points) and calibration run in numpy
+after ONNX from parameters stored in `bundle.json` (DESIGN.md §7: calibrated LightGBM through
+skl2onnx is silently wrong). Native LightGBM model files are kept beside it for parity checks
+and per-essay explanations (TreeSHAP); serving never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from huleedu_pipelines.modeling.calibration import apply_calibrator, apply_multiclass_calibrator
+from huleedu_pipelines.modeling.metrics import normalized_entropy_confidence
+from huleedu_pipelines.modeling.onnx_export import (
+    INPUT_NAME,
+    ArtifactIntegrityError,
+    booster_to_onnx,
+    sha256_bytes,
+)
+from huleedu_pipelines.modeling.ordinal import decode_ordinal, decode_ordinal_labels
+
+TASKS = ("ordinal", "regression", "binary")
+ONNX_FILE = "model.onnx"
+BUNDLE_FILE = "bundle.json"
+BAND_MIN, BAND_MAX = 0.0, 9.0
+
+
+def _output_name(kind: str) -> str:
+    return "variable" if kind == "regression" else "probabilities"
+
+
+def combine_onnx_models(models: Sequence[bytes], kinds: Sequence[str], n_features: int) -> bytes:
+    """Merge single-booster ONNX graphs into one graph with outputs `b<i>_<output>`."""
+    import onnx
+    from onnx import helper
+
+    loaded = [onnx.load_from_string(data) for data in models]
+    nodes, initializers, outputs = [], [], []
+    opsets: dict[str, int] = {}
+    for index, (model, kind) in enumerate(zip(loaded, kinds, strict=True)):
+        prefix = f"b{index}_"
+
+        def rename(name: str, prefix: str = prefix) -> str:
+            return name if name in (INPUT_NAME, "") else prefix + name
+
+        for position, node in enumerate(model.graph.node):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.name = f"{prefix}{node.name or 'node'}_{position}"
+            del copy.input[:]
+            copy.input.extend(rename(name) for name in node.input)
+            del copy.output[:]
+            copy.output.extend(rename(name) for name in node.output)
+            nodes.append(copy)
+        for tensor in model.graph.initializer:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(tensor)
+            copy.name = rename(tensor.name)
+            initializers.append(copy)
+        for output in model.graph.output:
+            if output.name == _output_name(kind):
+                copy = onnx.ValueInfoProto()
+                copy.CopyFrom(output)
+                copy.name = rename(output.name)
+                outputs.append(copy)
+        for opset in model.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+    graph = helper.make_graph(
+        nodes, "huleedu_model", [loaded[0].graph.input[0]], outputs, initializers
+    )
+    combined = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())]
+    )
+    combined.ir_version = max(model.ir_version for model in loaded)
+    for key, value in (("booster_kinds", json.dumps(list(kinds))), ("n_features", str(n_features))):
+        entry = combined.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(combined)
+    return combined.SerializeToString()
+
+
+@dataclass(frozen=True)
+class BundlePrediction:
+    """What a bundle says about each row.
+
+    `labels`: class index (ordinal, binary) or half band (regression); `probabilities`: (n, K)
+    for ordinal models, None otherwise; `score`: P(high) for binary, the continuous band
+    for regression, expected class for ordinal; `confidence` in [0, 1].
+    """
+
+    labels: NDArray[Any]
+    probabilities: NDArray[np.float64] | None
+    score: NDArray[np.float64]
+    confidence: NDArray[np.float64]
+
+
+@dataclass
+class ModelBundle:
+    model_name: str
+    task: str
+    feature_columns: list[str]
+    class_labels: list[str]
+    booster_kinds: list[str]
+    native_models: list[str]
+    onnx_model: bytes
+    decoding: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+    @classmethod
+    def from_boosters(
+        cls,
+        *,
+        model_name: str,
+        task: str,
+        feature_columns: Sequence[str],
+        class_labels: Sequence[str],
+        boosters: Sequence[Any],
+        booster_kinds: Sequence[str],
+        decoding: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> ModelBundle:
+        n_features = len(feature_columns)
+        onnx_parts = [
+            booster_to_onnx(booster, n_features, kind, name=f"{model_name}-{index}")
+            for index, (booster, kind) in enumerate(zip(boosters, booster_kinds, strict=True))
+        ]
+        return cls(
+            model_name=model_name,
+            task=task,
+            feature_columns=list(feature_columns),
+            class_labels=list(class_labels),
+            booster_kinds=list(booster_kinds),
+            native_models=[booster.model_to_string() for booster in boosters],
+            onnx_model=combine_onnx_models(onnx_parts, booster_kinds, n_features),
+            decoding=dict(decoding or {}),
+            calibration=calibration,
+            info=dict(info or {}),
+        )
+
+    # -- storage ------------------------------------------------------------------------
+    @property
+    def onnx_sha256(self) -> str:
+        return sha256_bytes(self.onnx_model)
+
+    def save(self, directory: Path) -> Path:
+        """Write model.onnx, booster_<i>.txt and bundle.json (with every file's sha256)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / ONNX_FILE).write_bytes(self.onnx_model)
+        native_hashes = []
+        for index, text in enumerate(self.native_models):
+            data = text.encode("utf-8")
+            (directory / f"booster_{index}.txt").write_bytes(data)
+            native_hashes.append(sha256_bytes(data))
+        manifest = {
+            "model_name": self.model_name,
+            "task": self.task,
+            "feature_columns": self.feature_columns,
+            "class_labels": self.class_labels,
+            "booster_kinds": self.booster_kinds,
+            "decoding": self.decoding,
+            "calibration": self.calibration,
+            "info": self.info,
+            "sha256": {"onnx": self.onnx_sha256, "native": native_hashes},
+        }
+        (directory / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelBundle:
+        """Read a saved bundle; every artifact's sha256 must match the manifest."""
+        manifest = json.loads((directory / BUNDLE_FILE).read_text())
+        onnx_model = (directory / ONNX_FILE).read_bytes()
+        _verify(directory / ONNX_FILE, onnx_model, manifest["sha256"]["onnx"])
+        native = []
+        for index, expected in enumerate(manifest["sha256"]["native"]):
+            path = directory / f"booster_{index}.txt"
+            data = path.read_bytes()
+            _verify(path, data, expected)
+            native.append(data.decode("utf-8"))
+        return cls(
+            model_name=manifest["model_name"],
+            task=manifest["task"],
+            feature_columns=manifest["feature_columns"],
+            class_labels=manifest["class_labels"],
+            booster_kinds=manifest["booster_kinds"],
+            native_models=native,
+            onnx_model=onnx_model,
+            decoding=manifest["decoding"],
+            calibration=manifest["calibration"],
+            info=manifest["info"],
+        )
+
+    # -- inference ----------------------------------------------------------------------
+    @cached_property
+    def _session(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return ort.InferenceSession(
+            self.onnx_model, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    @cached_property
+    def native_boosters(self) -> list[Any]:
+        import lightgbm as lgb
+
+        return [lgb.Booster(model_str=text) for text in self.native_models]
+
+    def onnx_raw_outputs(self, X: ArrayLike) -> list[NDArray[np.float64]]:
+        """Per booster, what native `booster.predict` returns, computed by onnxruntime."""
+        features = np.ascontiguousarray(X, dtype=np.float32)
+        names = [f"b{i}_{_output_name(kind)}" for i, kind in enumerate(self.booster_kinds)]
+        results = self._session.run(names, {INPUT_NAME: features})
+        return [
+            _raw(np.asarray(r, dtype=np.float64), k)
+            for r, k in zip(results, self.booster_kinds, strict=True)
+        ]
+
+    def native_raw_outputs(self, X: ArrayLike, n_jobs: int = 1) -> list[NDArray[np.float64]]:
+        features = np.asarray(X, dtype=np.float64)
+        return [
+            np.asarray(booster.predict(features, num_threads=n_jobs), dtype=np.float64)
+            for booster in self.native_boosters
+        ]
+
+    def predict(self, X: ArrayLike, *, native: bool = False) -> BundlePrediction:
+        """Serve through ONNX (default) or native LightGBM; both decode the same way."""
+        raw = self.native_raw_outputs(X) if native else self.onnx_raw_outputs(X)
+        return self.decode(raw)
+
+    def decode(self, raw: Sequence[NDArray[np.float64]]) -> BundlePrediction:
+        if self.task == "ordinal":
+            probabilities = decode_ordinal(raw, self.decoding)
+            if self.calibration is not None:
+                probabilities = apply_multiclass_calibrator(self.calibration, probabilities)
+            labels = decode_ordinal_labels(raw, self.decoding)
+            expected = probabilities @ np.arange(probabilities.shape[1], dtype=np.float64)
+            return BundlePrediction(
+                labels, probabilities, expected, normalized_entropy_confidence(probabilities)
+            )
+        if self.task == "regression":
+            value = np.clip(raw[0], BAND_MIN, BAND_MAX)
+            labels = np.clip(np.round(value * 2.0) / 2.0, BAND_MIN, BAND_MAX)
+            sigma = float(self.decoding.get("residual_sd", 1.0))
+            confidence = np.full(value.shape, float(np.exp(-sigma)), dtype=np.float64)
+            return BundlePrediction(labels, None, value, confidence)
+        score = raw[0]
+        if self.calibration is not None:
+            score = apply_calibrator(self.calibration, score)
+        score = np.clip(score, 0.0, 1.0)
+        return BundlePrediction(
+            (score >= 0.5).astype(np.int64), None, score, np.abs(2.0 * score - 1.0)
+        )
+
+
+def _raw(result: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
+    if kind == "binary":
+        return result[:, 1]
+    if kind == "regression":
+        return result[:, 0]
+    return result
+
+
+def _verify(path: Path, data: bytes, expected: str) -> None:
+    actual = sha256_bytes(data)
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"{path} has sha256 {actual}, the bundle records {expected}: the artifact was "
+            "changed or truncated; download the model version again"
+        )

@@ -1,0 +1,24 @@
+"""Training knobs as a resource, so runs can be configured from the launchpad or settings."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from huleedu_pipelines.modeling.training import TrainingConfig
+
+
+class TrainingResource(dg.ConfigurableResource):
+    """Seeds, threads, search budget and label thresholds for the training group."""
+
+    seed: int = 42
+    n_jobs: int = 2
+    optuna_trials: int = 8
+    min_labels_to_train: int = 50
+    high_skill_threshold: float = 3.5
+    models_dir: str
+
+    def config(self) -> TrainingConfig:
+        return TrainingConfig(seed=self.seed, n_jobs=self.n_jobs, n_trials=self.optuna_trials)
+
+    def bundle_dir(self, model_name: str, run_id: str) -> Path:
+        return Path(self.models_dir) / model_name / run_id

@@ -1,0 +1,127 @@
+"""Bundles: one ONNX graph per model that decodes exactly like native LightGBM, stored with
+sha256s; training recipes that are reproducible to the byte."""
+
+import numpy as np
+import pytest
+
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
+from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
+from huleedu_pipelines.modeling.ordinal import make_ordinal_model
+from huleedu_pipelines.modeling.training import (
+    SplitData,
+    TrainingConfig,
+    train_band_bundle,
+    train_binary_bundle,
+    train_ordinal_bundle,
+)
+
+CONFIG = TrainingConfig(seed=11, n_jobs=1, n_trials=2, cv_folds=3, max_rounds=80)
+COLUMNS = [f"f{i}" for i in range(20)]
+GRADES = ["F", "E", "D", "D+", "C", "C+", "B", "A"]
+
+
+def split_data(data) -> SplitData:
+    groups = np.arange(data.y_train.size) // 2  # two essays per student
+    return SplitData(data.X_train, data.y_train, groups, data.X_val, data.y_val)
+
+
+def test_multi_booster_bundle_serves_native_predictions(ordinal_data, tmp_path) -> None:
+    model = make_ordinal_model("cumulative_binary", 8, {"n_estimators": 40}, seed=3, n_jobs=1)
+    model.fit(ordinal_data.X_train, ordinal_data.y_train, ordinal_data.X_val, ordinal_data.y_val)
+    bundle = ModelBundle.from_boosters(
+        model_name="test-grade",
+        task="ordinal",
+        feature_columns=COLUMNS,
+        class_labels=GRADES,
+        boosters=model.boosters,
+        booster_kinds=model.booster_kinds,
+        decoding=model.decoding_params(),
+    )
+    assert len(model.boosters) == 7  # one ONNX graph holds all seven
+    loaded = ModelBundle.load(bundle.save(tmp_path / "bundle"))
+    onnx = loaded.predict(ordinal_data.X_test)
+    native = loaded.predict(ordinal_data.X_test, native=True)
+    np.testing.assert_allclose(
+        onnx.probabilities, model.predict_proba(ordinal_data.X_test), atol=1e-5
+    )
+    np.testing.assert_array_equal(native.labels, model.predict(ordinal_data.X_test))
+    assert (onnx.labels == native.labels).mean() >= 0.999
+    assert np.all((onnx.confidence >= 0) & (onnx.confidence <= 1))
+
+
+def test_tampered_artifact_is_refused(ordinal_data, tmp_path) -> None:
+    data = split_data(ordinal_data)
+    bundle = train_binary_bundle(
+        model_name="test-skill",
+        data=SplitData(
+            data.X_train,
+            (data.y_train >= 4).astype(int),
+            data.groups_train,
+            data.X_val,
+            (data.y_val >= 4).astype(int),
+        ),
+        feature_columns=COLUMNS,
+        config=CONFIG,
+    )
+    directory = bundle.save(tmp_path / "skill")
+    (directory / "model.onnx").write_bytes(bundle.onnx_model[:-10])
+    with pytest.raises(ArtifactIntegrityError, match="sha256"):
+        ModelBundle.load(directory)
+
+
+def test_ordinal_training_is_reproducible_and_learns(ordinal_data) -> None:
+    first = train_ordinal_bundle(
+        model_name="g",
+        data=split_data(ordinal_data),
+        n_classes=8,
+        class_labels=GRADES,
+        feature_columns=COLUMNS,
+        config=CONFIG,
+    )
+    second = train_ordinal_bundle(
+        model_name="g",
+        data=split_data(ordinal_data),
+        n_classes=8,
+        class_labels=GRADES,
+        feature_columns=COLUMNS,
+        config=CONFIG,
+    )
+    assert first.onnx_sha256 == second.onnx_sha256
+    assert first.native_models == second.native_models
+    assert set(first.info["strategy_validation_qwk"]) == {
+        "regression_cutpoints",
+        "cumulative_binary",
+        "multiclass",
+    }
+    assert first.info["strategy"] == max(
+        first.info["strategy_validation_qwk"], key=first.info["strategy_validation_qwk"].get
+    )
+    prediction = first.predict(ordinal_data.X_test)
+    assert quadratic_weighted_kappa(ordinal_data.y_test, prediction.labels, 8) > 0.6
+    np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_band_and_skill_recipes(ordinal_data) -> None:
+    data = split_data(ordinal_data)
+    bands = SplitData(
+        data.X_train, 4.0 + data.y_train / 2, data.groups_train, data.X_val, 4.0 + data.y_val / 2
+    )
+    band = train_band_bundle(model_name="b", data=bands, feature_columns=COLUMNS, config=CONFIG)
+    predicted = band.predict(ordinal_data.X_test)
+    assert set(np.unique(predicted.labels * 2 % 1)) == {0.0}  # half bands
+    assert np.mean(np.abs(predicted.score - (4.0 + ordinal_data.y_test / 2))) < 0.6
+
+    high = SplitData(
+        data.X_train,
+        (data.y_train >= 4).astype(int),
+        data.groups_train,
+        data.X_val,
+        (data.y_val >= 4).astype(int),
+    )
+    skill = train_binary_bundle(model_name="s", data=high, feature_columns=COLUMNS, config=CONFIG)
+    scores = skill.predict(ordinal_data.X_test).score
+    assert scores.min() >= 0 and scores.max() <= 1
+    truth = ordinal_data.y_test >= 4
+    assert scores[truth].mean() > scores[~truth].mean() + 0.3
+    assert skill.calibration["kind"] == "platt"
