@@ -4,7 +4,7 @@ Each skill drives properties a text-feature model can measure, through a monoton
 of the skill plus per-essay noise (`PROPERTY_NOISE_SD` on the latent scale):
 
 - task_response: length (120..~520 words) and relevance (share of off-topic filler
-  sentences, up to ~45% for the weakest writers, ~0 for strong ones).
+  sentences, up to ~50% for the weakest writers, ~0 for strong ones).
 - coherence_cohesion: paragraphs (1..6), share of sentences opening with a connective,
   plain ("And", "But", "So") versus advanced ("Moreover,", "Nevertheless,") connectives,
   an essay-style introduction and conclusion.

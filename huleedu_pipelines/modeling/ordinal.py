@@ -644,11 +644,21 @@ def compare_ordinal_strategies(
         n_classes = int(max(np.max(y_train), np.max(labels_val))) + 1
     scores: dict[str, float] = {}
     models: dict[str, OrdinalLightGBM] = {}
+    unfit: dict[str, str] = {}
     for name in strategies:
         model = make_ordinal_model(name, n_classes, params, seed=seed, n_jobs=n_jobs)
-        model.fit(X_train, y_train, X_val, y_val, groups=groups)
+        try:
+            model.fit(X_train, y_train, X_val, y_val, groups=groups)
+        except ValueError as error:
+            # e.g. cumulative models when an end grade is absent: that strategy cannot run
+            # on these labels; the others still compete, and the score records why.
+            scores[name] = float("nan")
+            unfit[name] = str(error)
+            continue
         scores[name] = quadratic_weighted_kappa(labels_val, model.predict(X_val), n_classes)
         models[name] = model
+    if not models:
+        raise ValueError(f"no ordinal strategy could be fitted: {unfit}")
 
     def ranked(name: str) -> float:
         return -np.inf if np.isnan(scores[name]) else scores[name]

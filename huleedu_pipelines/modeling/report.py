@@ -272,10 +272,14 @@ def grade_report(
         "macro_f1": m.macro_f1(true, pred, k),
         "brier": m.brier_score(true, probs),
         "ece": m.expected_calibration_error(true, probs, CALIBRATION_BINS, y_pred=pred),
+        "ece_sampling_floor": m.ece_sampling_floor(
+            probs, CALIBRATION_BINS, y_pred=pred, seed=seed + 4
+        ),
         "rps": m.ranked_probability_score(true, probs),
         "smd": m.standardized_mean_difference(true, pred),
         "n": float(n),
     }
+    metrics["ece_beyond_sampling"] = max(0.0, metrics["ece"] - metrics["ece_sampling_floor"])
     intervals = {
         "qwk": qwk_ci,
         "exact_agreement": exact_ci,
@@ -661,6 +665,8 @@ _METRIC_NAMES = {
     "macro_f1": "Macro F1",
     "brier": "Brier score",
     "ece": "Expected calibration error",
+    "ece_sampling_floor": "ECE of a perfectly calibrated model on this sample",
+    "ece_beyond_sampling": "ECE beyond sampling noise (gated)",
     "rps": "Ranked probability score",
     "smd": "Standardized mean difference",
     "n": "Rows",
@@ -856,7 +862,9 @@ def _grade_section(report: GradeReport, oracle_qwk: float | None) -> list[str]:
         "",
         *_table(
             ["statistic", "value", ""],
-            _metric_rows(met, {}, ["brier", "rps", "ece"]),
+            _metric_rows(
+                met, {}, ["brier", "rps", "ece", "ece_sampling_floor", "ece_beyond_sampling"]
+            ),
         ),
         "",
         "ECE bins the probability the model gave to the grade it predicted (15 equal-width "
