@@ -108,6 +108,22 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def train() -> None:
+    """Run the training job in-process on the configured instance (no UI needed)."""
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.runner import dagster_instance, run_job
+    from huleedu_pipelines.settings import get_settings
+
+    settings = get_settings()
+    summary = run_job(
+        build_definitions(settings), "training_job", dagster_instance(settings), settings
+    )
+    typer.echo(summary.render())
+    if not summary.success:
+        raise typer.Exit(1)
+
+
 bench_app = typer.Typer(help="Benchmarks that print figures (never pass/fail).")
 app.add_typer(bench_app, name="bench")
 

@@ -39,6 +39,7 @@ class RunSummary:
     checks: dict[str, bool] = field(default_factory=dict)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
@@ -49,6 +50,7 @@ class RunSummary:
         total = sum(self.quarantined_by_rule.values())
         lines.append(f"quarantine: {total} rows")
         lines += [f"  {rule:<28} {n:>8}" for rule, n in sorted(self.quarantined_by_rule.items())]
+        lines += [f"note: {note}" for note in self.notes]
         lines += [f"failure: {failure}" for failure in self.failures]
         return "\n".join(lines)
 
@@ -81,6 +83,11 @@ def run_job(
         rows = materialization.metadata.get("dagster/row_count")
         name = materialization.asset_key.to_user_string()
         summary.rows_by_asset[name] = int(rows.value) if rows is not None else 0
+        summary.notes += [
+            str(value.value)
+            for key, value in materialization.metadata.items()
+            if key.endswith("/skipped") or key == "summary"
+        ]
     for evaluation in result.get_asset_check_evaluations():
         key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary.checks[key] = evaluation.passed

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     high_skill_threshold: float = Field(default=3.5, alias="HULEEDU_HIGH_SKILL_THRESHOLD")
     min_labels_to_train: int = Field(default=50, alias="HULEEDU_MIN_LABELS_TO_TRAIN")
     retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
+    feature_cache: Path | None = Field(default=None, alias="HULEEDU_FEATURE_CACHE_DIR")
     optuna_trials: int = Field(default=8, alias="HULEEDU_OPTUNA_TRIALS")
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
@@ -57,8 +58,9 @@ class Settings(BaseSettings):
 
     @property
     def feature_cache_dir(self) -> Path:
-        """Per-essay features cached by (content hash, feature version)."""
-        return self.home / "feature_cache"
+        """Per-essay features cached by (content hash, feature version); shareable between
+        homes (e.g. a shared volume) because entries are keyed by content and version."""
+        return (self.feature_cache or self.home / "feature_cache").expanduser().resolve()
 
     @property
     def models_dir(self) -> Path:

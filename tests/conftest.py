@@ -20,12 +20,24 @@ from huleedu_pipelines.warehouse.engine import make_engine, migrate
 POSTGRES_SKIP_PREFIX = "PostgreSQL not available"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HULEEDU_HOME; every other location defaults inside it."""
+@pytest.fixture(scope="session")
+def shared_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One feature cache for the session: entries are keyed by essay content and feature
+    version, so tests that generate the same essays embed them once."""
+    return tmp_path_factory.mktemp("feature_cache")
+
+
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, home: Path, cache: Path) -> None:
     for variable in ("HULEEDU_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("HULEEDU_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HULEEDU_HOME", str(home))
+    monkeypatch.setenv("HULEEDU_FEATURE_CACHE_DIR", str(cache))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_feature_cache: Path) -> Path:
+    """An empty HULEEDU_HOME; every other location defaults inside it."""
+    isolate_environment(monkeypatch, tmp_path / "home", shared_feature_cache)
     return tmp_path / "home"
 
 
@@ -93,21 +105,25 @@ def as_of():
     return datetime.date(2026, 11, 1)
 
 
-@pytest.fixture
-def materialize_groups(home: Path, monkeypatch: pytest.MonkeyPatch):
-    """Materialize asset groups of the real Definitions against `warehouse_url`, in-process."""
+def run_groups(instance, warehouse_url: str, *groups: str, raise_on_error: bool = True):
+    """Materialize asset groups of the real Definitions against `warehouse_url`, in-process,
+    with settings read from the current environment."""
     import dagster as dg
 
     from huleedu_pipelines.definitions import build_definitions
 
-    instance = dg.DagsterInstance.ephemeral()
-
-    def run(warehouse_url: str, *groups: str, raise_on_error: bool = True):
-        monkeypatch.setenv("HULEEDU_WAREHOUSE_URL", warehouse_url)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HULEEDU_WAREHOUSE_URL", warehouse_url)
         job = dg.define_asset_job("test_groups_job", selection=dg.AssetSelection.groups(*groups))
         defs = dg.Definitions.merge(build_definitions(get_settings()), dg.Definitions(jobs=[job]))
-        return defs.resolve_job_def("test_groups_job").execute_in_process(
-            instance=instance, raise_on_error=raise_on_error
-        )
+    return defs.resolve_job_def("test_groups_job").execute_in_process(
+        instance=instance, raise_on_error=raise_on_error
+    )
 
-    return run
+
+@pytest.fixture
+def materialize_groups(home: Path):
+    import dagster as dg
+
+    instance = dg.DagsterInstance.ephemeral()
+    return lambda url, *groups, **kwargs: run_groups(instance, url, *groups, **kwargs)

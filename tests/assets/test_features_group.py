@@ -28,8 +28,9 @@ def metadata_of(result, asset: str) -> dict:
 
 
 def test_features_are_computed_once_and_shared_with_inference(
-    home, tmp_path, materialize_groups, as_of
+    home, tmp_path, materialize_groups, as_of, monkeypatch
 ) -> None:
+    monkeypatch.setenv("HULEEDU_FEATURE_CACHE_DIR", str(tmp_path / "own_cache"))  # count all
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = make_engine(url)
     seed_demo_warehouse(
