@@ -12,6 +12,8 @@ from huleedu_pipelines.assets import (
     labels,
     training,
     training_checks,
+    validation,
+    validation_checks,
 )
 from huleedu_pipelines.jobs import training_job
 from huleedu_pipelines.resources import (
@@ -22,15 +24,16 @@ from huleedu_pipelines.resources import (
     TrainingResource,
     WarehouseResource,
 )
+from huleedu_pipelines.resources.validation import ValidationResource
 from huleedu_pipelines.settings import Settings, get_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to `settings` (tests pass their own; the code location uses the env)."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, labels, features, training]),
+        assets=dg.load_assets_from_modules([ingest, labels, features, training, validation]),
         asset_checks=dg.load_asset_checks_from_modules(
-            [ingest_checks, features_checks, training_checks]
+            [ingest_checks, features_checks, training_checks, validation_checks]
         ),
         jobs=[training_job],
         resources={
@@ -46,6 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 high_skill_threshold=settings.high_skill_threshold,
                 models_dir=str(settings.models_dir),
             ),
+            "validation": ValidationResource.from_settings(settings),
             "mlflow": MlflowRegistryResource(
                 tracking_uri=settings.resolved_mlflow_tracking_uri,
                 artifact_location=None

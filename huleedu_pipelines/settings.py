@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
     feature_cache: Path | None = Field(default=None, alias="HULEEDU_FEATURE_CACHE_DIR")
     optuna_trials: int = Field(default=8, alias="HULEEDU_OPTUNA_TRIALS")
+    gate_min_qwk: float = Field(default=0.70, alias="HULEEDU_GATE_MIN_QWK")
+    gate_min_adjacent_agreement: float = Field(
+        default=0.90, alias="HULEEDU_GATE_MIN_ADJACENT_AGREEMENT"
+    )
+    gate_max_ece: float = Field(default=0.05, alias="HULEEDU_GATE_MAX_ECE")
+    gate_max_grade_share_difference: float = Field(
+        default=0.10, alias="HULEEDU_GATE_MAX_GRADE_SHARE_DIFFERENCE"
+    )
+    gate_max_p95_single_ms: float = Field(default=100.0, alias="HULEEDU_GATE_MAX_P95_SINGLE_MS")
+    gate_max_batch50_ms: float = Field(default=2000.0, alias="HULEEDU_GATE_MAX_BATCH50_MS")
+    gate_min_skill_pearson_r: float = Field(default=0.50, alias="HULEEDU_GATE_MIN_SKILL_R")
+    gate_max_qwk_drop: float = Field(default=0.01, alias="HULEEDU_GATE_MAX_QWK_DROP")
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
     @property

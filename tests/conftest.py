@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import isolate_environment, run_groups
 
 from huleedu_pipelines.settings import Settings, get_settings
 from huleedu_pipelines.warehouse.engine import make_engine, migrate
@@ -25,13 +26,6 @@ def shared_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One feature cache for the session: entries are keyed by essay content and feature
     version, so tests that generate the same essays embed them once."""
     return tmp_path_factory.mktemp("feature_cache")
-
-
-def isolate_environment(monkeypatch: pytest.MonkeyPatch, home: Path, cache: Path) -> None:
-    for variable in ("HULEEDU_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("HULEEDU_HOME", str(home))
-    monkeypatch.setenv("HULEEDU_FEATURE_CACHE_DIR", str(cache))
 
 
 @pytest.fixture
@@ -103,22 +97,6 @@ def as_of():
     import datetime
 
     return datetime.date(2026, 11, 1)
-
-
-def run_groups(instance, warehouse_url: str, *groups: str, raise_on_error: bool = True):
-    """Materialize asset groups of the real Definitions against `warehouse_url`, in-process,
-    with settings read from the current environment."""
-    import dagster as dg
-
-    from huleedu_pipelines.definitions import build_definitions
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HULEEDU_WAREHOUSE_URL", warehouse_url)
-        job = dg.define_asset_job("test_groups_job", selection=dg.AssetSelection.groups(*groups))
-        defs = dg.Definitions.merge(build_definitions(get_settings()), dg.Definitions(jobs=[job]))
-    return defs.resolve_job_def("test_groups_job").execute_in_process(
-        instance=instance, raise_on_error=raise_on_error
-    )
 
 
 @pytest.fixture

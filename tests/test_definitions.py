@@ -15,6 +15,17 @@ EXPECTED_GROUPS = {
     "swedish_grade_labels": "labels",
     "cefr_labels": "labels",
     "skill_labels": "labels",
+    "text_features": "features",
+    "essay_embeddings": "features",
+    "cj_features": "features",
+    "feature_table": "features",
+    "training_splits": "training",
+    "grade_model": "training",
+    "cefr_model": "training",
+    "ielts_band_model": "training",
+    "skill_models": "training",
+    "validation_reports": "validation",
+    "promoted_models": "validation",
 }
 
 EXPECTED_CHECKS = {
@@ -23,6 +34,28 @@ EXPECTED_CHECKS = {
     ("cj_comparisons", "check_cj_comparisons"),
     ("swedish_grade_labels", "check_swedish_grade_labels"),
     ("cefr_labels", "check_cefr_labels"),
+    ("feature_table", "check_feature_table_values"),
+    ("essay_embeddings", "check_embedding_norms"),
+    ("cj_features", "check_cj_standard_errors"),
+    ("grade_model", "check_grade_model_onnx_parity"),
+    ("cefr_model", "check_cefr_model_onnx_parity"),
+    ("ielts_band_model", "check_ielts_band_model_onnx_parity"),
+    ("skill_models", "check_skill_models_onnx_parity"),
+    *(
+        ("validation_reports", f"gate_{gate}")
+        for gate in (
+            "min_qwk",
+            "min_adjacent_agreement",
+            "max_ece",
+            "max_grade_share_difference",
+            "onnx_parity_over_tolerance",
+            "onnx_parity_flipped",
+            "latency_p95_single",
+            "latency_p95_batch50",
+            "non_inferiority",
+            "min_skill_pearson_r",
+        )
+    ),
 }
 
 HEAVY_MODULES = ("torch", "mlflow", "great_expectations", "lightgbm", "sentence_transformers")

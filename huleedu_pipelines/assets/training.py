@@ -19,7 +19,7 @@ import polars as pl
 
 from huleedu_pipelines.assets.metadata import frame_metadata, markdown_table
 from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
-from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS
+from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.evaluation import headline_metrics
 from huleedu_pipelines.modeling.names import BAND_MODEL, CEFR_MODEL, GRADE_MODEL, SKILL_MODELS
@@ -50,11 +50,6 @@ MODEL_CARD_SCHEMA = {
     "message": pl.String,
 }
 """One row per model. status is `registered` or `skipped`; test_metrics is JSON."""
-
-
-def feature_matrix(frame: pl.DataFrame) -> np.ndarray:
-    """The model input matrix in MODEL_FEATURE_COLUMNS order, missing values as NaN."""
-    return frame.select(pl.col(MODEL_FEATURE_COLUMNS).cast(pl.Float64)).to_numpy()
 
 
 def code_version() -> str:

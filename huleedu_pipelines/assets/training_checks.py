@@ -8,11 +8,11 @@ import polars as pl
 
 from huleedu_pipelines.assets.training import (
     cefr_model,
-    feature_matrix,
     grade_model,
     ielts_band_model,
     skill_models,
 )
+from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.onnx_export import parity_report
 

@@ -46,6 +46,11 @@ MODEL_FEATURE_COLUMNS: tuple[str, ...] = (
 ProgressCallback = Callable[[int, int], None]
 
 
+def feature_matrix(frame: pl.DataFrame) -> np.ndarray:
+    """The model input matrix in MODEL_FEATURE_COLUMNS order, missing values as NaN."""
+    return frame.select(pl.col(MODEL_FEATURE_COLUMNS).cast(pl.Float64)).to_numpy()
+
+
 def feature_version(embedder: SentenceEmbedder) -> str:
     return f"text={TEXT_FEATURE_VERSION};emb={embedder.version};cj={CJ_FEATURE_VERSION}"
 

@@ -20,7 +20,7 @@ def trained(tmp_path_factory, shared_feature_cache):
     import datetime
 
     import dagster as dg
-    from conftest import isolate_environment, run_groups
+    from support import isolate_environment, run_groups
 
     root = tmp_path_factory.mktemp("training")
     url = f"sqlite:///{root / 'warehouse.db'}"
