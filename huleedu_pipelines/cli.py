@@ -124,6 +124,153 @@ def train() -> None:
         raise typer.Exit(1)
 
 
+registry_app = typer.Typer(help="Model registry operations: list, compare, promote, roll back.")
+app.add_typer(registry_app, name="registry")
+
+HEADLINE_METRICS = ("test_qwk", "test_adjacent_agreement", "test_mae", "test_roc_auc")
+
+
+def _registry():
+    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    from huleedu_pipelines.settings import get_settings
+
+    settings = get_settings()
+    return settings, MlflowRegistryResource(
+        tracking_uri=settings.resolved_mlflow_tracking_uri,
+        artifact_location=None
+        if settings.mlflow_tracking_uri
+        else settings.mlflow_artifact_root.as_uri(),
+    )
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """Registered models, their versions, aliases and headline test metrics."""
+    _, registry = _registry()
+    for model in registry.list_models():
+        typer.echo(model["name"])
+        for version in model["versions"]:
+            metrics = registry.run_metrics(version["run_id"])
+            figures = "  ".join(
+                f"{name[5:]}={metrics[name]:.3f}" for name in HEADLINE_METRICS if name in metrics
+            )
+            aliases = ",".join(version["aliases"]) or "-"
+            verdict = version["tags"].get("gate_verdict", "not validated")
+            typer.echo(f"  v{version['version']:<4} {aliases:<20} {verdict:<14} {figures}")
+
+
+def _validate(name: str, version: str, registry, settings):
+    """Gates for one version on the last training run's holdout, against today's champion."""
+    import tempfile
+
+    from huleedu_pipelines.modeling.bundle import ModelBundle
+    from huleedu_pipelines.modeling.names import CHAMPION
+    from huleedu_pipelines.resources.validation import ValidationResource
+    from huleedu_pipelines.validation import (
+        Holdout,
+        feature_matrix,
+        measure_serving_latency,
+        model_kind,
+        validate_version,
+    )
+
+    model_kind(name)
+    holdout = Holdout.from_storage(settings.storage_dir)
+    bundle = ModelBundle.load(registry.download_bundle(name, version, Path(tempfile.mkdtemp())))
+    champion_ref = registry.get_version(name, CHAMPION)
+    champion = None
+    if champion_ref is not None and champion_ref.version != version:
+        folder = registry.download_bundle(name, champion_ref.version, Path(tempfile.mkdtemp()))
+        champion = (champion_ref.version, ModelBundle.load(folder))
+    test = holdout.rows(name, settings.high_skill_threshold)
+    validation = ValidationResource.from_settings(settings)
+    return validate_version(
+        model_name=name,
+        version=version,
+        bundle=bundle,
+        holdout=holdout,
+        champion=champion,
+        latency=measure_serving_latency([bundle], feature_matrix(test)),
+        thresholds=validation.thresholds(),
+        seed=settings.seed,
+        high_skill_threshold=settings.high_skill_threshold,
+        reports_dir=settings.reports_dir,
+    )
+
+
+@registry_app.command("compare")
+def registry_compare(name: str, first: str, second: str) -> None:
+    """Two versions' metrics side by side on the same holdout essays."""
+    settings, registry = _registry()
+    results = [_validate(name, version, registry, settings) for version in (first, second)]
+    typer.echo(f"{'metric':<28} {'v' + first:>12} {'v' + second:>12} {'delta':>10}")
+    for metric in results[0].metrics:
+        a, b = results[0].metrics[metric], results[1].metrics.get(metric, float("nan"))
+        typer.echo(f"{metric:<28} {a:>12.4f} {b:>12.4f} {b - a:>+10.4f}")
+    for result in results:
+        typer.echo(f"v{result.version}: {result.verdict}  ({result.report_path})")
+
+
+@registry_app.command("promote")
+def registry_promote(
+    name: str,
+    version: str,
+    force: Annotated[bool, typer.Option(help="Promote even if gates fail.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (required with --force).")] = "",
+) -> None:
+    """Run the gates on VERSION and make it champion if they pass (or with --force)."""
+    from huleedu_pipelines.validation import move_champion
+    from huleedu_pipelines.warehouse.engine import cached_engine, migrate
+
+    if force and not reason.strip():
+        typer.echo("error: --force needs --reason TEXT, which is recorded", err=True)
+        raise typer.Exit(2)
+    settings, registry = _registry()
+    result = _validate(name, version, registry, settings)
+    typer.echo(result.verdict)
+    if not result.passed and not force:
+        typer.echo(f"not promoted; report: {result.report_path}", err=True)
+        raise typer.Exit(1)
+    engine = cached_engine(settings.resolved_warehouse_url)
+    migrate(engine)
+    recorded = (
+        f"forced by operator: {reason.strip()}; gates: {result.verdict}"
+        if force
+        else (f"promoted by operator; {result.verdict}")
+    )
+    moved = move_champion(
+        engine,
+        registry,
+        model_name=name,
+        version=version,
+        reason=recorded,
+        report_uri=str(result.report_path),
+    )
+    if moved is None:
+        typer.echo(f"{name} v{version} is already champion")
+    else:
+        typer.echo(f"{name}: champion v{moved['previous_version']} -> v{version}")
+
+
+@registry_app.command("rollback")
+def registry_rollback(name: str) -> None:
+    """Move champion back to the version it replaced (from model_promotions), recorded."""
+    from huleedu_pipelines.validation import PromotionError, rollback_champion
+    from huleedu_pipelines.warehouse.engine import cached_engine, migrate
+
+    settings, registry = _registry()
+    engine = cached_engine(settings.resolved_warehouse_url)
+    migrate(engine)
+    try:
+        row = rollback_champion(engine, registry, name)
+    except PromotionError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(
+        f"{name}: champion v{row['previous_version']} -> v{row['version']} ({row['reason']})"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks that print figures (never pass/fail).")
 app.add_typer(bench_app, name="bench")
 

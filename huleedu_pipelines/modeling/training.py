@@ -281,7 +281,7 @@ def train_binary_bundle(
             params, data.X_train[train_rows], data.y_train[train_rows], None, None, config, rounds
         )
         oof[held_rows] = fold.predict(data.X_train[held_rows], num_threads=config.n_jobs)
-    calibration = fit_calibrator("platt", oof, data.y_train)
+    calibration, calibration_info = _choose_binary_calibration(booster, oof, data, config)
     return ModelBundle.from_boosters(
         model_name=model_name,
         task="binary",
@@ -295,9 +295,36 @@ def train_binary_bundle(
             "params": tuned,
             "tuning": tuning,
             "best_iterations": [rounds],
-            "calibration": {"method": "platt (out-of-fold)"},
+            "calibration": calibration_info,
             "n_train": int(data.y_train.size),
             "n_validation": int(data.y_val.size),
             "positive_share_train": float(np.mean(data.y_train)),
         },
     )
+
+
+def _choose_binary_calibration(
+    booster: Any, oof: NDArray[np.float64], data: SplitData, config: TrainingConfig
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Platt on out-of-fold scores, kept only if its slope is positive and it lowers the
+    validation Brier score. On small data the folds' models can be no better than the base
+    rate, and then out-of-fold scores run against the labels (a fold that holds out more
+    positives trains on fewer): a calibrator fitted on them would invert the ranking."""
+    from huleedu_pipelines.modeling.calibration import apply_calibrator
+    from huleedu_pipelines.modeling.metrics import brier_score
+
+    try:
+        calibrator = fit_calibrator("platt", oof, data.y_train)
+    except ValueError as error:
+        return None, {"method": "none", "reason": str(error)}
+    raw_val = booster.predict(data.X_val, num_threads=config.n_jobs)
+    brier_raw = brier_score(data.y_val, raw_val)
+    brier_platt = brier_score(data.y_val, apply_calibrator(calibrator, raw_val))
+    keep = calibrator["a"] > 0 and brier_platt < brier_raw
+    info = {
+        "method": "platt (out-of-fold)" if keep else "none",
+        "platt_slope": calibrator["a"],
+        "validation_brier_uncalibrated": brier_raw,
+        "validation_brier_platt": brier_platt,
+    }
+    return (calibrator if keep else None), info

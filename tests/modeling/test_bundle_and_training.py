@@ -124,4 +124,7 @@ def test_band_and_skill_recipes(ordinal_data) -> None:
     assert scores.min() >= 0 and scores.max() <= 1
     truth = ordinal_data.y_test >= 4
     assert scores[truth].mean() > scores[~truth].mean() + 0.3
-    assert skill.calibration["kind"] == "platt"
+    method = skill.info["calibration"]["method"]
+    assert (skill.calibration is None) == (method == "none")
+    if skill.calibration is not None:
+        assert skill.calibration["a"] > 0
