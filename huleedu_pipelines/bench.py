@@ -66,6 +66,68 @@ def bench_features(n_essays: int, n_embed: int, seed: int = 11) -> dict[str, Any
     }
 
 
+def bench_training(n_essays: int, seed: int = 7) -> dict[str, Any]:
+    """Wall time of each training step and of the whole training job on demo data, run
+    in-process in a temporary home (features are computed first and timed apart)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import dagster as dg
+
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
+    from huleedu_pipelines.settings import get_settings
+    from huleedu_pipelines.warehouse.engine import make_engine
+
+    home = Path(tempfile.mkdtemp(prefix="huleedu-bench-"))
+    os.environ["HULEEDU_HOME"] = str(home)
+    for variable in ("HULEEDU_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
+        os.environ.pop(variable, None)
+    settings = get_settings()
+    seed_demo_warehouse(
+        make_engine(settings.resolved_warehouse_url),
+        n_essays=n_essays,
+        seed=seed,
+        as_of=AS_OF,
+        bad_rows=0,
+        latent_truth_path=home / "demo_latent_truth.parquet",
+    )
+    features_job = dg.define_asset_job(
+        "bench_features_job", selection=dg.AssetSelection.groups("ingest", "labels", "features")
+    )
+    training_job = dg.define_asset_job(
+        "bench_training_job", selection=dg.AssetSelection.groups("training")
+    )
+    defs = dg.Definitions.merge(
+        build_definitions(settings), dg.Definitions(jobs=[features_job, training_job])
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    _, feature_seconds = _rate(
+        1, lambda: defs.resolve_job_def("bench_features_job").execute_in_process(instance=instance)
+    )
+    start = time.perf_counter()
+    result = defs.resolve_job_def("bench_training_job").execute_in_process(instance=instance)
+    job_seconds = time.perf_counter() - start
+    steps = {
+        event.step_key: round(event.event_specific_data.duration_ms / 1000.0, 2)
+        for event in result.all_events
+        if event.is_step_success
+        and event.step_key
+        in {"training_splits", "grade_model", "cefr_model", "ielts_band_model", "skill_models"}
+    }
+    return {
+        "benchmark": "training",
+        "essays": n_essays,
+        "optuna_trials": settings.optuna_trials,
+        "n_jobs": settings.n_jobs,
+        "features_seconds": round(feature_seconds, 1),
+        "training_job_seconds": round(job_seconds, 1),
+        **{f"{step}_seconds": seconds for step, seconds in sorted(steps.items())},
+        "skill_model_mean_seconds": round(steps.get("skill_models", 0.0) / 7, 2),
+    }
+
+
 def print_figures(figures: dict[str, Any]) -> None:
     width = max(len(key) for key in figures)
     for key, value in figures.items():

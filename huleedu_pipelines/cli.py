@@ -286,5 +286,15 @@ def bench_features_command(
     print_figures(bench_features(essays, embed))
 
 
+@bench_app.command("training")
+def bench_training_command(
+    essays: Annotated[int, typer.Option(help="Generated essays to train on.")] = 2000,
+) -> None:
+    """Wall time per model and for the training job on demo data (temporary home)."""
+    from huleedu_pipelines.bench import bench_training, print_figures
+
+    print_figures(bench_training(essays))
+
+
 if __name__ == "__main__":
     app()

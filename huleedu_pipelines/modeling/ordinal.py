@@ -258,21 +258,37 @@ def optimise_cutpoints(
     *,
     grid_size: int = 40,
     max_sweeps: int = 25,
+    max_share_gap: float | None = None,
 ) -> FloatArray:
     """Cut points maximising QWK of ``searchsorted(cuts, prediction)`` against ``y``.
 
-    Coordinate search from k + 0.5: each sweep moves every cut point to the best of
-    ``grid_size`` values between its neighbours; stops when a sweep gains nothing. Only
-    strict improvements move a cut, so the result is deterministic.
+    Coordinate search: each sweep moves every cut point to the best of ``grid_size``
+    values between its neighbours; stops when a sweep gains nothing. Only strict
+    improvements move a cut, so the result is deterministic.
+
+    Unconstrained, QWK rewards spreading predictions out, which distorts the predicted grade
+    distribution (on the demo data by up to 14 points for one grade, against a 10-point
+    gate). With ``max_share_gap`` the search starts from the cut points that reproduce the
+    label distribution (quantiles of the predictions) and only accepts moves that keep
+    every grade's predicted share within ``max_share_gap`` of its share in ``y``.
     """
     pred = np.asarray(predictions, dtype=np.float64)
     labels = np.asarray(y, dtype=np.int64)
-    cuts = np.arange(n_classes - 1, dtype=np.float64) + 0.5
+    target_share = np.bincount(labels, minlength=n_classes) / labels.size
+    if max_share_gap is None:
+        cuts = np.arange(n_classes - 1, dtype=np.float64) + 0.5
+    else:
+        cuts = np.quantile(pred, np.cumsum(target_share)[:-1])
+        cuts = np.maximum.accumulate(cuts)
     low_end = min(float(pred.min()), cuts[0]) - 1.0
     high_end = max(float(pred.max()), cuts[-1]) + 1.0
 
     def score(candidate: FloatArray) -> float:
         decoded = np.searchsorted(candidate, pred, side="right")
+        if max_share_gap is not None:
+            share = np.bincount(decoded, minlength=n_classes) / decoded.size
+            if np.max(np.abs(share - target_share)) > max_share_gap:
+                return -np.inf
         kappa = quadratic_weighted_kappa(labels, decoded, n_classes)
         return -np.inf if np.isnan(kappa) else kappa
 
@@ -457,7 +473,8 @@ class OrdinalLightGBM:
 
 
 class RegressionWithCutpoints(OrdinalLightGBM):
-    """L2 regression on the grade, decoded by QWK-optimised cut points.
+    """L2 regression on the grade, decoded by QWK-optimised cut points that keep the
+    predicted grade distribution close to the training labels' (``max_share_gap``).
 
     Cut points are tuned on ``cv_folds`` out-of-fold predictions of the training rows
     (each fold model uses the final model's number of trees), never on in-sample fits,
@@ -470,8 +487,12 @@ class RegressionWithCutpoints(OrdinalLightGBM):
     name: ClassVar[str] = "regression_cutpoints"
     default_decision: ClassVar[str] = "cutpoints"
 
-    def __init__(self, *args: Any, cv_folds: int = 5, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, cv_folds: int = 5, max_share_gap: float | None = 0.05, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.max_share_gap = max_share_gap
+        """Keep each grade's predicted share within this of its training share (None: free)."""
         self.cv_folds = int(cv_folds)
         self.cutpoints: FloatArray | None = None
         self.sigma: float | None = None
@@ -487,7 +508,9 @@ class RegressionWithCutpoints(OrdinalLightGBM):
         from scipy.optimize import minimize_scalar
 
         oof = out_of_fold_raw(self, X, y, n_folds=self.cv_folds, seed=self.seed, groups=groups)[0]
-        self.cutpoints = optimise_cutpoints(oof, y, self.n_classes)
+        self.cutpoints = optimise_cutpoints(
+            oof, y, self.n_classes, max_share_gap=self.max_share_gap
+        )
         rows = np.arange(y.size)
 
         def negative_log_likelihood(log_sigma: float) -> float:
