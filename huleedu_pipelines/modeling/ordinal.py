@@ -259,6 +259,7 @@ def optimise_cutpoints(
     grid_size: int = 40,
     max_sweeps: int = 25,
     max_share_gap: float | None = None,
+    share_predictions: ArrayLike | None = None,
 ) -> FloatArray:
     """Cut points maximising QWK of ``searchsorted(cuts, prediction)`` against ``y``.
 
@@ -270,23 +271,28 @@ def optimise_cutpoints(
     distribution (on the demo data by up to 14 points for one grade, against a 10-point
     gate). With ``max_share_gap`` the search starts from the cut points that reproduce the
     label distribution (quantiles of the predictions) and only accepts moves that keep
-    every grade's predicted share within ``max_share_gap`` of its share in ``y``.
+    every grade's predicted share within ``max_share_gap`` of its share in ``y``. The shares
+    are measured on ``share_predictions`` when given (the final model's predictions on
+    held-out rows, whose spread can differ from the out-of-fold models'), else on
+    ``predictions``.
     """
     pred = np.asarray(predictions, dtype=np.float64)
     labels = np.asarray(y, dtype=np.int64)
     target_share = np.bincount(labels, minlength=n_classes) / labels.size
+    shared = pred if share_predictions is None else np.asarray(share_predictions, np.float64)
     if max_share_gap is None:
         cuts = np.arange(n_classes - 1, dtype=np.float64) + 0.5
     else:
-        cuts = np.quantile(pred, np.cumsum(target_share)[:-1])
+        cuts = np.quantile(shared, np.cumsum(target_share)[:-1])
         cuts = np.maximum.accumulate(cuts)
-    low_end = min(float(pred.min()), cuts[0]) - 1.0
-    high_end = max(float(pred.max()), cuts[-1]) + 1.0
+    low_end = min(float(pred.min()), float(shared.min()), cuts[0]) - 1.0
+    high_end = max(float(pred.max()), float(shared.max()), cuts[-1]) + 1.0
 
     def score(candidate: FloatArray) -> float:
         decoded = np.searchsorted(candidate, pred, side="right")
         if max_share_gap is not None:
-            share = np.bincount(decoded, minlength=n_classes) / decoded.size
+            placed = np.searchsorted(candidate, shared, side="right")
+            share = np.bincount(placed, minlength=n_classes) / placed.size
             if np.max(np.abs(share - target_share)) > max_share_gap:
                 return -np.inf
         kappa = quadratic_weighted_kappa(labels, decoded, n_classes)
@@ -488,14 +494,26 @@ class RegressionWithCutpoints(OrdinalLightGBM):
     default_decision: ClassVar[str] = "cutpoints"
 
     def __init__(
-        self, *args: Any, cv_folds: int = 5, max_share_gap: float | None = 0.05, **kwargs: Any
+        self, *args: Any, cv_folds: int = 5, max_share_gap: float | None = 0.03, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_share_gap = max_share_gap
         """Keep each grade's predicted share within this of its training share (None: free)."""
+        self._validation_features: FloatArray | None = None
         self.cv_folds = int(cv_folds)
         self.cutpoints: FloatArray | None = None
         self.sigma: float | None = None
+
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None = None, *args: Any, **kwargs: Any
+    ) -> OrdinalLightGBM:
+        """As the base class; the validation rows also serve the share constraint, measured on
+        the final model's predictions for them."""
+        self._validation_features = None if X_val is None else _check_X(X_val, "X_val")
+        try:
+            return super().fit(X, y, X_val, *args, **kwargs)
+        finally:
+            self._validation_features = None
 
     @property
     def booster_kinds(self) -> list[str]:
@@ -508,8 +526,11 @@ class RegressionWithCutpoints(OrdinalLightGBM):
         from scipy.optimize import minimize_scalar
 
         oof = out_of_fold_raw(self, X, y, n_folds=self.cv_folds, seed=self.seed, groups=groups)[0]
+        held_out = None
+        if self._validation_features is not None:
+            held_out = self.boosters[0].predict(self._validation_features, num_threads=self.n_jobs)
         self.cutpoints = optimise_cutpoints(
-            oof, y, self.n_classes, max_share_gap=self.max_share_gap
+            oof, y, self.n_classes, max_share_gap=self.max_share_gap, share_predictions=held_out
         )
         rows = np.arange(y.size)
 
