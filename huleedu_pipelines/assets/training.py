@@ -26,6 +26,7 @@ from huleedu_pipelines.modeling.names import BAND_MODEL, CEFR_MODEL, GRADE_MODEL
 from huleedu_pipelines.modeling.splits import grouped_stratified_split, leaking_groups
 from huleedu_pipelines.modeling.training import (
     SplitData,
+    TrainingConfig,
     train_band_bundle,
     train_binary_bundle,
     train_ordinal_bundle,
@@ -147,6 +148,25 @@ def _dataset_tags(parts: dict[str, pl.DataFrame], labels: pl.DataFrame, target: 
     }
 
 
+def fit_recipe(spec: ModelSpec, config: TrainingConfig) -> Callable[[SplitData], ModelBundle]:
+    """The training recipe for a model's task, bound to its name, classes and features."""
+    common = {
+        "model_name": spec.model_name,
+        "feature_columns": MODEL_FEATURE_COLUMNS,
+        "config": config,
+    }
+    if spec.task == "ordinal":
+        return lambda data: train_ordinal_bundle(
+            data=data,
+            n_classes=len(spec.class_labels),
+            class_labels=spec.class_labels,
+            **common,
+        )
+    if spec.task == "regression":
+        return lambda data: train_band_bundle(data=data, **common)
+    return lambda data: train_binary_bundle(data=data, **common)
+
+
 def _skipped(spec: ModelSpec, message: str) -> dict[str, Any]:
     return {"model_name": spec.model_name, "status": "skipped", "message": message}
 
@@ -159,7 +179,6 @@ def train_and_register(
     labels: pl.DataFrame,
     training: TrainingResource,
     mlflow: MlflowRegistryResource,
-    fit: Callable[[SplitData], ModelBundle],
 ) -> dict[str, Any]:
     """Train one model on the essays that carry its label, log it and register `challenger`."""
     parts = _split_data(feature_table, splits, labels, spec.target)
@@ -190,7 +209,7 @@ def train_and_register(
         context.log.warning(message)
         return _skipped(spec, message)
     context.log.info(f"training {spec.model_name} on {data.y_train.size} essays")
-    bundle = fit(data)
+    bundle = fit_recipe(spec, training.config())(data)
     X_test = feature_matrix(parts["test"])
     ratings = parts["test"][spec.rating_column] if spec.rating_column else None
     metrics = headline_metrics(
@@ -279,14 +298,6 @@ def grade_model(
         swedish_grade_labels,
         training,
         mlflow,
-        lambda data: train_ordinal_bundle(
-            model_name=spec.model_name,
-            data=data,
-            n_classes=len(SWEDISH_GRADES),
-            class_labels=SWEDISH_GRADES,
-            feature_columns=MODEL_FEATURE_COLUMNS,
-            config=training.config(),
-        ),
     )
     return model_cards_output([row])
 
@@ -310,14 +321,6 @@ def cefr_model(
         cefr_labels,
         training,
         mlflow,
-        lambda data: train_ordinal_bundle(
-            model_name=spec.model_name,
-            data=data,
-            n_classes=len(CEFR_LEVELS),
-            class_labels=CEFR_LEVELS,
-            feature_columns=MODEL_FEATURE_COLUMNS,
-            config=training.config(),
-        ),
     )
     return model_cards_output([row])
 
@@ -341,12 +344,6 @@ def ielts_band_model(
         cefr_labels,
         training,
         mlflow,
-        lambda data: train_band_bundle(
-            model_name=spec.model_name,
-            data=data,
-            feature_columns=MODEL_FEATURE_COLUMNS,
-            config=training.config(),
-        ),
     )
     return model_cards_output([row])
 
@@ -381,12 +378,6 @@ def skill_models(
                 labels,
                 training,
                 mlflow,
-                lambda data, spec=spec: train_binary_bundle(
-                    model_name=spec.model_name,
-                    data=data,
-                    feature_columns=MODEL_FEATURE_COLUMNS,
-                    config=training.config(),
-                ),
             )
         )
     return model_cards_output(rows)
