@@ -161,14 +161,12 @@ def registry_list() -> None:
 
 def _validate(name: str, version: str, registry, settings):
     """Gates for one version on the last training run's holdout, against today's champion."""
-    import tempfile
-
-    from huleedu_pipelines.modeling.bundle import ModelBundle
     from huleedu_pipelines.modeling.names import CHAMPION
     from huleedu_pipelines.resources.validation import ValidationResource
     from huleedu_pipelines.validation import (
         Holdout,
         feature_matrix,
+        load_registered_bundle,
         measure_serving_latency,
         model_kind,
         validate_version,
@@ -176,12 +174,14 @@ def _validate(name: str, version: str, registry, settings):
 
     model_kind(name)
     holdout = Holdout.from_storage(settings.storage_dir)
-    bundle = ModelBundle.load(registry.download_bundle(name, version, Path(tempfile.mkdtemp())))
+    bundle = load_registered_bundle(registry, name, version)
     champion_ref = registry.get_version(name, CHAMPION)
     champion = None
     if champion_ref is not None and champion_ref.version != version:
-        folder = registry.download_bundle(name, champion_ref.version, Path(tempfile.mkdtemp()))
-        champion = (champion_ref.version, ModelBundle.load(folder))
+        champion = (
+            champion_ref.version,
+            load_registered_bundle(registry, name, champion_ref.version),
+        )
     test = holdout.rows(name, settings.high_skill_threshold)
     validation = ValidationResource.from_settings(settings)
     return validate_version(

@@ -132,6 +132,15 @@ class Holdout:
         )
 
 
+def load_registered_bundle(registry: Any, model_name: str, version: str) -> ModelBundle:
+    """Download a registered version's bundle and load it (sha256 checked); nothing is left
+    on disk, the bundle lives in memory."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="huleedu-bundle-") as folder:
+        return ModelBundle.load(registry.download_bundle(model_name, version, Path(folder)))
+
+
 def measure_serving_latency(bundles: Sequence[ModelBundle], X: np.ndarray) -> LatencyReport:
     """p50/p95 of one essay and of 50 essays through every bundle's ONNX graph together."""
 

@@ -4,6 +4,7 @@ model: status, registered version, bundle location, test metrics); the validatio
 it. A model with too few labels is skipped with the reason, and the others still train."""
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import subprocess
@@ -53,7 +54,9 @@ MODEL_CARD_SCHEMA = {
 """One row per model. status is `registered` or `skipped`; test_metrics is JSON."""
 
 
+@functools.cache
 def code_version() -> str:
+    """Package version and git commit of the code that trains (once per process)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

@@ -7,7 +7,6 @@ run, and the failed check and each model's report say which gate, value and thre
 A single model can still be promoted by hand with `huleedu-pipelines registry promote`.
 """
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from huleedu_pipelines.resources import MlflowRegistryResource, TrainingResource
 from huleedu_pipelines.resources.validation import ValidationResource
 from huleedu_pipelines.validation import (
     Holdout,
+    load_registered_bundle,
     measure_serving_latency,
     move_champion,
     validate_version,
@@ -63,8 +63,7 @@ def _champion_bundle(registry: MlflowRegistryResource, model_name: str, challeng
     ref = registry.get_version(model_name, CHAMPION)
     if ref is None or ref.version == challenger:
         return None
-    folder = registry.download_bundle(model_name, ref.version, Path(tempfile.mkdtemp()))
-    return ref.version, ModelBundle.load(folder)
+    return ref.version, load_registered_bundle(registry, model_name, ref.version)
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow", "python"}, owners=OWNERS)
