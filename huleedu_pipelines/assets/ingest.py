@@ -166,11 +166,16 @@ def raw_labels(
         context, warehouse, bad_grades + bad_bands + bad_ratings
     )
     counts = labels.group_by("label_kind").len().sort("label_kind")
+    newest = labels["labelled_at"].max()
     return dg.Output(
         labels,
         metadata=frame_metadata(labels)
         | quarantine_metadata
-        | {"labels_by_kind": dg.MetadataValue.json(dict(counts.iter_rows()))},
+        | {
+            "labels_by_kind": dg.MetadataValue.json(dict(counts.iter_rows())),
+            # The newest label this snapshot holds; `new_labels_sensor` counts labels after it.
+            "label_watermark": dg.MetadataValue.text(newest.isoformat() if newest else ""),
+        },
     )
 
 
