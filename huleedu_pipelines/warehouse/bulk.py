@@ -1,22 +1,25 @@
-"""Chunked bulk upserts for large writes (the nightly scoring outputs).
+"""Bulk writes for large outputs (the nightly scoring tables).
 
-`writes.upsert_rows` is one executemany inside the caller's transaction; `bulk_upsert` owns its
-transactions, one per chunk, and on PostgreSQL loads each chunk with `COPY` (DESIGN.md §8:
-row-by-row ~7k rows/s, executemany ~40k, `COPY` ~100k on an idle machine; this module's
-COPY + upsert measured 15–18k rows/s under load, about 6× row-by-row in the same run).
+`write_frame` writes a polars frame inside the caller's transaction: on PostgreSQL the rows
+are streamed as CSV with `COPY` (DESIGN.md §8: row-by-row ~7k rows/s, executemany ~40k,
+`COPY` ~100k on an idle machine), on SQLite they are upserted with one executemany.
+`bulk_upsert` is the same for a list of row dicts, with one transaction per chunk.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
+from huleedu_pipelines.warehouse.queries import polars_dtype
 from huleedu_pipelines.warehouse.writes import upsert_rows
 
-_TEMP_TABLE = "huleedu_bulk_upsert"
+_POSTGRES = postgresql.dialect()
 
 
 def bulk_upsert(
@@ -51,21 +54,33 @@ def bulk_upsert(
     chunks = [
         unique_rows[start : start + chunk_size] for start in range(0, len(unique_rows), chunk_size)
     ]
-    name = engine.dialect.name
-    if name == "postgresql":
-        serializers = _copy_serializers(engine.dialect, table, columns)
-        for chunk in chunks:
-            with engine.begin() as connection:
-                _copy_upsert(connection, table, chunk, columns, key_columns, serializers)
-    elif name == "sqlite":
-        for chunk in chunks:
-            with engine.begin() as connection:
-                upsert_rows(connection, table, chunk, key_columns)
-    else:
-        raise NotImplementedError(
-            f"bulk upserts are implemented for SQLite and PostgreSQL, not {name}"
+    schema = {name: _frame_dtype(table.c[name].type) for name in columns}
+    for chunk in chunks:
+        frame = pl.DataFrame(
+            [_frame_values(table, row, columns) for row in chunk], schema=schema, orient="row"
         )
+        with engine.begin() as connection:
+            write_frame(connection, table, frame, key_columns)
     return len(unique_rows)
+
+
+def _frame_dtype(column_type: sa.types.TypeEngine) -> pl.DataType:
+    """As `queries.polars_dtype`, except JSON, which a frame to be written holds as text."""
+    return pl.String() if isinstance(column_type, sa.JSON) else polars_dtype(column_type)
+
+
+def _frame_values(table: sa.Table, row: Mapping[str, Any], columns: list[str]) -> list[Any]:
+    """Row values as a frame holds them: JSON as its text (None as JSON null unless the type
+    says `none_as_null`, as SQLAlchemy's INSERT does), timestamps checked and made UTC."""
+    values = []
+    for name in columns:
+        value, column_type = row[name], table.c[name].type
+        if isinstance(column_type, sa.JSON):
+            value = None if value is None and column_type.none_as_null else json.dumps(value)
+        elif isinstance(column_type, sa.types.TypeDecorator) and value is not None:
+            value = column_type.process_bind_param(value, _POSTGRES)
+        values.append(value)
+    return values
 
 
 def _check_columns(table: sa.Table, columns: list[str], key_columns: Sequence[str]) -> None:
@@ -119,66 +134,116 @@ def _last_row_per_key(
     return list(by_key.values())
 
 
-def _copy_serializers(
-    dialect: sa.Dialect, table: sa.Table, columns: list[str]
-) -> list[Callable[[Any], Any] | None]:
-    """Per column, what turns a Python value into what psycopg's COPY writes.
-
-    Columns go through their SQLAlchemy bind processing (so `UtcDateTime` refuses naive
-    timestamps and converts to UTC exactly as an INSERT would), except JSON, which is written
-    as its text for the json column to parse. Python None in a JSON column becomes JSON `null`
-    unless the type says `none_as_null`, as SQLAlchemy's own INSERT does.
-    """
-    serializers: list[Callable[[Any], Any] | None] = []
-    for name in columns:
-        column_type = table.c[name].type
-        if isinstance(column_type, sa.JSON):
-            none_as_null = column_type.none_as_null
-            serializers.append(
-                lambda value, none_as_null=none_as_null: (
-                    None if value is None and none_as_null else json.dumps(value)
-                )
-            )
-        else:
-            serializers.append(column_type.dialect_impl(dialect).bind_processor(dialect))
-    return serializers
+# --------------------------------------------------------------------------- frames
 
 
-def _copy_upsert(
+def write_frame(
     connection: sa.Connection,
     table: sa.Table,
-    rows: Sequence[Mapping[str, Any]],
-    columns: list[str],
+    frame: pl.DataFrame,
     key_columns: Sequence[str],
-    serializers: list[Callable[[Any], Any] | None],
+    *,
+    new: Sequence[bool] | None = None,
+) -> int:
+    """Write a polars frame into `table` inside the caller's transaction.
+
+    JSON columns hold their JSON text (or null); timestamps are timezone-aware. Rows flagged
+    in `new` are known to have no row under their key yet: on PostgreSQL they are streamed
+    with `COPY` straight into the table, the rest go through a temporary table and `INSERT
+    ... ON CONFLICT` (as `bulk_upsert`). If a "new" row turns out to exist (a concurrent
+    writer), the savepoint is rolled back and every row is upserted instead. SQLite upserts
+    all rows with one executemany. Returns the rows written.
+    """
+    if frame.is_empty():
+        return 0
+    _check_columns(table, frame.columns, key_columns)
+    is_new = pl.Series("new", [False] * frame.height if new is None else list(new), pl.Boolean)
+    name = connection.dialect.name
+    if name == "sqlite":
+        rows = frame.to_dicts()
+        upsert_rows(connection, _json_as_text(table), rows, key_columns)
+        return frame.height
+    if name != "postgresql":
+        raise NotImplementedError(
+            f"frame writes are implemented for SQLite and PostgreSQL, not {name}"
+        )
+    import psycopg
+
+    text = _as_copy_text(frame)
+    inserts, upserts = text.filter(is_new), text.filter(~is_new)
+    if not inserts.is_empty():
+        savepoint = connection.begin_nested()
+        try:
+            _copy_csv(connection, table.name, inserts)
+            savepoint.commit()
+        except (sa.exc.DBAPIError, psycopg.Error) as error:
+            driver_error = getattr(error, "orig", error)
+            if getattr(driver_error, "sqlstate", None) != "23505":  # unique_violation
+                raise
+            savepoint.rollback()
+            upserts = text
+    if not upserts.is_empty():
+        _copy_csv_upsert(connection, table, upserts, key_columns)
+    return frame.height
+
+
+def _json_as_text(table: sa.Table) -> sa.Table:
+    """`table` with JSON columns typed as text, for rows that carry JSON already serialised."""
+    if table.name not in _TEXT_JSON_TABLES:
+        columns = [
+            sa.Column(c.name, sa.Text if isinstance(c.type, sa.JSON) else c.type)
+            for c in table.columns
+        ]
+        _TEXT_JSON_TABLES[table.name] = sa.Table(table.name, sa.MetaData(), *columns)
+    return _TEXT_JSON_TABLES[table.name]
+
+
+_TEXT_JSON_TABLES: dict[str, sa.Table] = {}
+
+
+def _as_copy_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps as ISO text in UTC, so COPY parses them exactly as an INSERT would."""
+    return frame.with_columns(
+        pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    )
+
+
+def _copy_csv(connection: sa.Connection, table_name: str, frame: pl.DataFrame) -> None:
+    """COPY a frame as CSV: unquoted empty is NULL, a quoted empty string stays ''."""
+    preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(name) for name in frame.columns)
+    data = frame.write_csv(include_header=False).encode("utf-8")
+    cursor = connection.connection.driver_connection.cursor()
+    with (
+        cursor,
+        cursor.copy(
+            f"COPY {preparer.quote(table_name)} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        ) as copy,
+    ):
+        copy.write(data)
+
+
+def _copy_csv_upsert(
+    connection: sa.Connection, table: sa.Table, frame: pl.DataFrame, key_columns: Sequence[str]
 ) -> None:
     from sqlalchemy.dialects.postgresql import insert
 
     preparer = connection.dialect.identifier_preparer
+    columns = list(frame.columns)
+    staging = f"huleedu_stage_{table.name}"
     column_list = ", ".join(preparer.quote(name) for name in columns)
-    # CREATE TABLE AS ... WITH NO DATA copies the column types (json, timestamptz, boolean, ...)
-    # so COPY's text input is parsed as the real table would, but none of its NOT NULL
-    # constraints or serial defaults: `LIKE` would make every column the rows omit (a serial
-    # id, a server default) fail COPY or draw from the real table's sequence.
-    create = (
-        f"CREATE TEMP TABLE {_TEMP_TABLE} ON COMMIT DROP AS "
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS "
         f"SELECT {column_list} FROM {preparer.format_table(table)} WITH NO DATA"
     )
-    convert = list(zip(columns, serializers, strict=True))
-    driver_connection = connection.connection.driver_connection
-    with driver_connection.cursor() as cursor:
-        cursor.execute(create)
-        with cursor.copy(f"COPY {_TEMP_TABLE} ({column_list}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[name] if fn is None else fn(row[name]) for name, fn in convert])
-    staged = sa.table(_TEMP_TABLE, *(sa.column(name) for name in columns))
+    _copy_csv(connection, staging, frame)
+    staged = sa.table(staging, *(sa.column(name) for name in columns))
     statement = insert(table).from_select(columns, sa.select(*staged.c))
-    update_columns = [name for name in columns if name not in key_columns]
-    if update_columns:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key_columns),
-            set_={name: statement.excluded[name] for name in update_columns},
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(key_columns))
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={name: statement.excluded[name] for name in columns if name not in key_columns},
+    )
     connection.execute(statement)
+    connection.exec_driver_sql(f"DROP TABLE {staging}")

@@ -125,7 +125,7 @@ skill_assessments = sa.Table(
     sa.Column("skill", sa.String(64), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("top_features", sa.JSON, nullable=True),
+    sa.Column("top_features", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("model_alias", sa.String(32), nullable=False),
@@ -143,10 +143,10 @@ essay_grade_predictions = sa.Table(
     sa.Column("essay_id", sa.String(128), nullable=False),
     sa.Column("model_alias", sa.String(32), nullable=False),
     sa.Column("grade", sa.String(8), nullable=True),
-    sa.Column("grade_probabilities", sa.JSON, nullable=True),
+    sa.Column("grade_probabilities", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("cefr", sa.String(4), nullable=True),
-    sa.Column("cefr_probabilities", sa.JSON, nullable=True),
+    sa.Column("cefr_probabilities", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("ielts_band", sa.Float, nullable=True),
     sa.Column("needs_review", sa.Boolean, nullable=False),
     sa.Column("grade_model_version", sa.String(32), nullable=False, server_default=""),
@@ -204,6 +204,5 @@ INPUT_TABLES = (
 OUTPUT_TABLES = (skill_assessments, essay_grade_predictions, model_promotions, quarantine)
 
 sa.Index("ix_essays_updated_at", essays.c.updated_at)
-sa.Index("ix_skill_assessments_essay", skill_assessments.c.essay_id)
 
 TABLES_BY_NAME: dict[str, sa.Table] = dict(metadata.tables)

@@ -291,3 +291,95 @@ def test_copy_throughput_against_row_by_row_inserts(
     }
     with capsys.disabled():
         print("\nbulk_upsert throughput:", json.dumps(figures))
+
+
+def _skill_frame(rows: list[dict]):
+    import polars as pl
+
+    return pl.DataFrame(
+        [
+            row
+            | {
+                "top_features": None
+                if row["top_features"] is None
+                else json.dumps(row["top_features"]),
+                "scored_at": row["scored_at"].astimezone(dt.UTC),
+            }
+            for row in rows
+        ],
+        schema_overrides={"scored_at": pl.Datetime("us", "UTC"), "top_features": pl.String},
+    )
+
+
+def test_frames_copy_new_rows_and_upsert_known_ones(warehouse: sa.Engine) -> None:
+    from huleedu_pipelines.warehouse.bulk import write_frame
+
+    rows = skill_rows(700, seed=3)
+    for row in rows[:50]:  # SQL NULL, not JSON null, when the frame says null
+        row["top_features"] = None
+    with warehouse.begin() as connection:
+        assert (
+            write_frame(
+                connection, skill_assessments, _skill_frame(rows), SKILL_KEY, new=[True] * 700
+            )
+            == 700
+        )
+    stored = read_rows(warehouse, skill_assessments, SKILL_KEY)
+    assert_same_rows(stored, rows, SKILL_KEY)
+    with warehouse.connect() as connection:
+        nulls = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(skill_assessments)
+            .where(skill_assessments.c.top_features.is_(None))
+        ).scalar_one()
+    assert nulls >= 50
+
+    # Rows wrongly flagged new (another writer got there first) are upserted, not duplicated.
+    rescored = [row | {"score": row["score"] + 1.0} for row in rows[:300]]
+    brand_new = [row | {"model_version": "9"} for row in rows[:100]]
+    with warehouse.begin() as connection:
+        write_frame(
+            connection,
+            skill_assessments,
+            _skill_frame(rescored + brand_new),
+            SKILL_KEY,
+            new=[True] * 400,
+        )
+    stored = read_rows(warehouse, skill_assessments, SKILL_KEY)
+    assert len(stored) == 800
+    assert_same_rows(stored, rescored + rows[300:] + brand_new, SKILL_KEY)
+
+
+def test_frames_keep_empty_strings_apart_from_nulls(warehouse: sa.Engine) -> None:
+    import polars as pl
+
+    from huleedu_pipelines.warehouse.bulk import write_frame
+
+    frame = pl.DataFrame(
+        {
+            "essay_id": ["a", "b"],
+            "model_alias": ["champion", "champion"],
+            "grade": ["C", None],
+            "grade_probabilities": ['{"C": 1.0}', None],
+            "confidence": [0.5, None],
+            "cefr": [None, "B1"],
+            "cefr_probabilities": [None, '{"B1": 0.75, "tab\\t": 0.25}'],
+            "ielts_band": [None, 6.5],
+            "needs_review": [False, True],
+            "grade_model_version": ["3", ""],
+            "cefr_model_version": ["", "2"],
+            "ielts_band_model_version": ["", "2"],
+            "feature_hash": ["h1", "h2"],
+            "run_id": [None, 'run, with "quotes"\nand a newline'],
+            "scored_at": pl.Series([T0, T0], dtype=pl.Datetime("us", "UTC")),
+        }
+    )
+    with warehouse.begin() as connection:
+        write_frame(connection, essay_grade_predictions, frame, GRADE_KEY, new=[True, False])
+    stored = {r["essay_id"]: r for r in read_rows(warehouse, essay_grade_predictions, GRADE_KEY)}
+    assert stored["a"]["cefr_model_version"] == "" and stored["a"]["cefr"] is None
+    assert stored["a"]["grade_probabilities"] == {"C": 1.0}
+    assert stored["b"]["grade_model_version"] == "" and stored["b"]["grade_probabilities"] is None
+    assert stored["b"]["cefr_probabilities"] == {"B1": 0.75, "tab\t": 0.25}
+    assert stored["b"]["run_id"] == 'run, with "quotes"\nand a newline'
+    assert stored["a"]["scored_at"] == T0 and stored["b"]["needs_review"] is True
