@@ -128,6 +128,282 @@ def bench_training(n_essays: int, seed: int = 7) -> dict[str, Any]:
     }
 
 
+def _scaled_feature_rows(source: Any, n: int, seed: int) -> Any:
+    """`n` feature rows drawn from the real rows of `source` (cached features of trained demo
+    essays), each with a new essay id, student id and feature hash; text-feature columns get
+    1% multiplicative noise so rows are not identical."""
+    import numpy as np
+    import polars as pl
+
+    from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, TEXT_FEATURE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, source.height, size=n)
+    rows = source.select(MODEL_FEATURE_COLUMNS)[picks]
+    noise = {
+        name: pl.col(name) * pl.Series(1.0 + 0.01 * rng.standard_normal(n))
+        for name in TEXT_FEATURE_COLUMNS
+    }
+    ids = [f"bench-{i:07d}" for i in range(n)]
+    return rows.with_columns(**noise).with_columns(
+        pl.Series("essay_id", ids),
+        pl.Series("student_id", [f"student-{i % (n // 4 + 1):06d}" for i in range(n)]),
+        pl.Series("feature_hash", [f"h{i:031d}" for i in range(n)]),
+    )
+
+
+def _temporary_database(admin_url: str, name: str) -> str:
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(admin_url)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(sa.engine.make_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _naive_scoring(engine: Any, features: Any, models: Any, run_id: str) -> None:
+    """The baseline: per essay, every model predicts one row, and the rows become ORM objects
+    added to a session and committed per essay."""
+    import datetime as dt
+    import json
+
+    import numpy as np
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session, registry
+
+    from huleedu_pipelines.features.build import feature_matrix
+    from huleedu_pipelines.scoring import grade_frame, grade_targets, skill_frame
+    from huleedu_pipelines.warehouse.tables import essay_grade_predictions, skill_assessments
+
+    class SkillAssessment:
+        pass
+
+    class GradePrediction:
+        pass
+
+    mapper = registry()
+    for cls, table in (
+        (SkillAssessment, skill_assessments),
+        (GradePrediction, essay_grade_predictions),
+    ):
+        key = next(c for c in table.constraints if isinstance(c, sa.UniqueConstraint))
+        mapper.map_imperatively(cls, table, primary_key=list(key.columns))
+    champion = grade_targets(models)[0]
+    skills = _champion_skills(models)
+    scored_at = dt.datetime.now(dt.UTC)
+    timings: dict[str, float] = {}
+    json_columns = {"top_features", "grade_probabilities", "cefr_probabilities"}
+
+    def objects(cls: type, frame: Any) -> list[Any]:
+        made = []
+        for values in frame.to_dicts():
+            instance = cls()
+            for name, value in values.items():
+                setattr(
+                    instance, name, json.loads(value) if name in json_columns and value else value
+                )
+            made.append(instance)
+        return made
+
+    try:
+        with Session(engine) as session:
+            for index in range(features.height):
+                row = features[index : index + 1]
+                X = feature_matrix(row)
+                grades = grade_frame(
+                    champion,
+                    row,
+                    X,
+                    review_threshold=0.35,
+                    run_id=run_id,
+                    scored_at=scored_at,
+                    timings=timings,
+                )
+                batch = objects(GradePrediction, grades)
+                review = grades["needs_review"].to_numpy()
+                for skill, model in skills:
+                    batch += objects(
+                        SkillAssessment,
+                        skill_frame(
+                            skill,
+                            model,
+                            row,
+                            X,
+                            np.asarray(review),
+                            run_id=run_id,
+                            scored_at=scored_at,
+                            n_jobs=1,
+                            timings=timings,
+                        ),
+                    )
+                session.add_all(batch)
+                session.commit()
+    finally:
+        mapper.dispose()
+
+
+def _champion_skills(models: Any) -> list[tuple[str, Any]]:
+    from huleedu_pipelines.modeling.names import SKILL_MODELS
+
+    return [
+        (skill, models.champions[name])
+        for skill, name in SKILL_MODELS.items()
+        if name in models.champions
+    ]
+
+
+def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - start
+
+
+def _empty_outputs(engine: Any) -> None:
+    import sqlalchemy as sa
+
+    from huleedu_pipelines.warehouse.tables import essay_grade_predictions, skill_assessments
+
+    with engine.begin() as connection:
+        connection.execute(sa.delete(skill_assessments))
+        connection.execute(sa.delete(essay_grade_predictions))
+
+
+def bench_inference(
+    n_essays: int,
+    postgres_url: str,
+    naive_essays: int = 300,
+    seed: int = 3,
+) -> dict[str, Any]:
+    """End-to-end scoring (read cached features -> every champion model -> upsert into
+    PostgreSQL) beside the raw in-memory ONNX rate of the same models and a naive per-essay
+    baseline, in one run; plus single-essay latency for all models together.
+
+    Models are the champions of the configured HULEEDU_HOME (run `make demo` or
+    `huleedu-pipelines train` first); feature rows are that home's cached feature table,
+    resampled to `n_essays` rows, so no essay is embedded during the benchmark.
+
+    Like is compared with like: `end_to_end` (scores and upserts, no explanations) against
+    the raw ONNX rate; `end_to_end_explained` (with `top_features` for the configured
+    HULEEDU_EXPLAIN_SCOPE, as production runs) against the naive baseline, which explains
+    the same essays one at a time.
+    """
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import polars as pl
+
+    from huleedu_pipelines.features.build import feature_matrix
+    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    from huleedu_pipelines.scoring import load_serving_models, score_essays
+    from huleedu_pipelines.settings import get_settings
+    from huleedu_pipelines.validation import measure_serving_latency
+    from huleedu_pipelines.warehouse.engine import make_engine, migrate
+
+    settings = get_settings()
+    source = settings.storage_dir / "feature_table.parquet"
+    if not source.exists():
+        raise FileNotFoundError(
+            f"{source} does not exist: run `make demo` (or `huleedu-pipelines train`) with this "
+            "HULEEDU_HOME first; the benchmark scores with its champion models"
+        )
+    registry = MlflowRegistryResource(tracking_uri=settings.resolved_mlflow_tracking_uri)
+    models = load_serving_models(registry, shadow=False)
+    if models.problems:
+        raise RuntimeError("; ".join(models.problems.values()))
+    bundles = [m.bundle for m in models.champions.values()]
+    features = _scaled_feature_rows(pl.read_parquet(source), n_essays, seed)
+    folder = Path(tempfile.mkdtemp(prefix="huleedu-bench-inference-"))
+    features.write_parquet(folder / "features.parquet")
+    X = feature_matrix(features)
+
+    chunk = settings.scoring_chunk_size
+
+    def raw_scoring() -> None:
+        for start in range(0, X.shape[0], chunk):
+            for bundle in bundles:
+                bundle.predict(X[start : start + chunk])
+
+    raw_scoring_rate, raw_seconds = _rate(n_essays, raw_scoring)
+    database = f"huleedu_bench_{os.getpid()}"
+    url = _temporary_database(postgres_url, database)
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+
+        def end_to_end(scope: str) -> Any:
+            frame = pl.read_parquet(folder / "features.parquet")
+            return score_essays(
+                engine,
+                frame,
+                models,
+                run_id="bench",
+                review_threshold=settings.review_confidence_threshold,
+                explain_scope=scope,
+                chunk_size=chunk,
+                n_jobs=settings.n_jobs,
+            )
+
+        scope = settings.explain_scope
+        outcome, explained_seconds = _timed(lambda: end_to_end(scope))
+        _empty_outputs(engine)
+        plain, plain_seconds = _timed(lambda: end_to_end("none"))
+        rerun, rerun_seconds = _timed(lambda: end_to_end("none"))
+
+        naive = features.head(naive_essays).with_columns(
+            pl.concat_str(pl.lit("naive-"), pl.col("essay_id")).alias("essay_id")
+        )
+        naive_rate, _ = _rate(naive.height, lambda: _naive_scoring(engine, naive, models, "naive"))
+        latency = measure_serving_latency(bundles, X[:2000])
+        engine.dispose()
+    finally:
+        _drop_database(postgres_url, database)
+        shutil.rmtree(folder, ignore_errors=True)
+    explained_rate, plain_rate = n_essays / explained_seconds, n_essays / plain_seconds
+    return {
+        "benchmark": "inference",
+        "essays": n_essays,
+        "models": len(bundles),
+        "database": "postgresql",
+        "chunk_size": chunk,
+        "explain_scope": scope,
+        "rows_explained": outcome.explained_rows,
+        "skill_rows": outcome.skill_rows,
+        "grade_rows": outcome.grade_rows,
+        "raw_onnx_essays_per_s": round(raw_scoring_rate, 1),
+        "end_to_end_essays_per_s": round(plain_rate, 1),
+        "end_to_end_vs_raw": round(plain_rate / raw_scoring_rate, 3),
+        "end_to_end_explained_essays_per_s": round(explained_rate, 1),
+        "end_to_end_explained_vs_raw": round(explained_rate / raw_scoring_rate, 3),
+        "naive_essays_per_s": round(naive_rate, 1),
+        "naive_essays_measured": naive.height,
+        "end_to_end_explained_vs_naive": round(explained_rate / naive_rate, 1),
+        "end_to_end_vs_naive": round(plain_rate / naive_rate, 1),
+        "raw_onnx_seconds": round(raw_seconds, 2),
+        "end_to_end_seconds": round(plain_seconds, 2),
+        "end_to_end_explained_seconds": round(explained_seconds, 2),
+        "write_seconds_in_background": round(plain.write_seconds, 2),
+        "rerun_seconds_all_unchanged": round(rerun_seconds, 2),
+        "rerun_rows_written": rerun.skill_rows + rerun.grade_rows,
+        "latency_p50_single_ms": round(latency.p50_single_ms, 2),
+        "latency_p95_single_ms": round(latency.p95_single_ms, 2),
+        "latency_p95_batch50_ms": round(latency.p95_batch50_ms, 2),
+    }
+
+
 def print_figures(figures: dict[str, Any]) -> None:
     width = max(len(key) for key in figures)
     for key, value in figures.items():

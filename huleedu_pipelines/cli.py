@@ -89,7 +89,8 @@ def demo(
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 20,
 ) -> None:
-    """Seed the demo warehouse and materialize every asset in-process (no servers needed)."""
+    """Seed the demo warehouse, train, validate and promote, then backfill the scoring of
+    every essay with the champions, all in-process (no servers needed)."""
     from huleedu_pipelines.definitions import build_definitions
     from huleedu_pipelines.runner import dagster_instance, run_job
     from huleedu_pipelines.settings import get_settings
@@ -100,6 +101,10 @@ def demo(
         build_definitions(settings), "training_job", dagster_instance(settings), settings
     )
     typer.echo(summary.render())
+    if summary.success:
+        typer.echo("\nscoring every essay with the champion models (backfill):")
+        summary = _score(settings, _yesterday(), backfill=True)
+        typer.echo(summary.render())
     typer.echo(
         f"\nDagster UI: DAGSTER_HOME={settings.resolved_dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
@@ -119,6 +124,56 @@ def train() -> None:
     summary = run_job(
         build_definitions(settings), "training_job", dagster_instance(settings), settings
     )
+    typer.echo(summary.render())
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+def _yesterday() -> dt.date:
+    return _today() - dt.timedelta(days=1)
+
+
+def _score(settings, day: dt.date, backfill: bool):
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.runner import dagster_instance, run_job
+
+    return run_job(
+        build_definitions(settings),
+        "nightly_inference_job",
+        dagster_instance(settings),
+        settings,
+        partition_key=day.isoformat(),
+        op_config={"inference_features": {"backfill": backfill}},
+    )
+
+
+@app.command()
+def score(
+    date: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="Partition day (UTC) to score; default yesterday."
+        ),
+    ] = None,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Score every essay that lacks a current score from the champions, whatever "
+            "day it arrived (recorded on the --date partition).",
+        ),
+    ] = False,
+) -> None:
+    """Run nightly_inference_job for one day in-process: score new or changed essays with the
+    champion models (challenger shadow rows beside them) and monitor the predictions."""
+    from huleedu_pipelines.settings import get_settings
+
+    settings = get_settings()
+    day = date.date() if date else _yesterday()
+    if day >= _today():
+        typer.echo(f"error: {day} has not ended yet; score a day before {_today()}", err=True)
+        raise typer.Exit(2)
+    summary = _score(settings, day, backfill)
     typer.echo(summary.render())
     if not summary.success:
         raise typer.Exit(1)
@@ -294,6 +349,32 @@ def bench_training_command(
     from huleedu_pipelines.bench import bench_training, print_figures
 
     print_figures(bench_training(essays))
+
+
+@bench_app.command("inference")
+def bench_inference_command(
+    essays: Annotated[int, typer.Option(help="Feature rows to score.")] = 100_000,
+    naive_essays: Annotated[int, typer.Option(help="Essays for the naive baseline.")] = 300,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server to write to (a temporary database is created and dropped); "
+            "default HULEEDU_TEST_POSTGRES_URL or a PostgreSQL HULEEDU_WAREHOUSE_URL."
+        ),
+    ] = None,
+) -> None:
+    """End-to-end scoring essays/s into PostgreSQL beside raw ONNX and a naive baseline."""
+    from huleedu_pipelines.bench import bench_inference, print_figures
+    from huleedu_pipelines.settings import get_settings
+
+    settings = get_settings()
+    url = postgres_url or settings.test_postgres_url
+    if url is None and (settings.warehouse_url or "").startswith("postgresql"):
+        url = settings.warehouse_url
+    if url is None:
+        typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
+        raise typer.Exit(2)
+    print_figures(bench_inference(essays, url, naive_essays=naive_essays))
 
 
 if __name__ == "__main__":

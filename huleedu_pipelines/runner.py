@@ -40,6 +40,7 @@ class RunSummary:
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    scoring: dict[str, float] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
@@ -50,6 +51,10 @@ class RunSummary:
         total = sum(self.quarantined_by_rule.values())
         lines.append(f"quarantine: {total} rows")
         lines += [f"  {rule:<28} {n:>8}" for rule, n in sorted(self.quarantined_by_rule.items())]
+        if self.scoring:
+            lines.append(
+                "scoring: " + ", ".join(f"{key} {value}" for key, value in self.scoring.items())
+            )
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"failure: {failure}" for failure in self.failures]
         return "\n".join(lines)
@@ -68,14 +73,22 @@ def run_job(
     settings: Settings,
     partition_key: str | None = None,
     log_level: str = "INFO",
+    op_config: dict[str, dict] | None = None,
 ) -> RunSummary:
-    """Execute a job in this process and collect rows per asset, check results and quarantine."""
+    """Execute a job in this process and collect rows per asset, check results and quarantine.
+
+    `op_config` maps an asset (op) name to its config, e.g. `{"inference_features":
+    {"backfill": True}}`.
+    """
     job = defs.resolve_job_def(job_name)
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if op_config:
+        run_config["ops"] = {name: {"config": config} for name, config in op_config.items()}
     result = job.execute_in_process(
         instance=instance,
         partition_key=partition_key,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config=run_config,
     )
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
@@ -88,6 +101,9 @@ def run_job(
             for key, value in materialization.metadata.items()
             if key.endswith("/skipped") or key == "summary"
         ]
+        for key in ("essays_scored", "essays_skipped_unchanged", "essays_per_second"):
+            if key in materialization.metadata and name == "essay_grade_predictions":
+                summary.scoring[key] = materialization.metadata[key].value
     for evaluation in result.get_asset_check_evaluations():
         key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary.checks[key] = evaluation.passed

@@ -8,6 +8,7 @@ artifact folder, a persistent Dagster instance, Parquet intermediates and report
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,21 @@ class Settings(BaseSettings):
     gate_min_skill_pearson_r: float = Field(default=0.50, alias="HULEEDU_GATE_MIN_SKILL_R")
     gate_max_qwk_drop: float = Field(default=0.01, alias="HULEEDU_GATE_MAX_QWK_DROP")
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
+
+    # Nightly scoring (issue 6). Confidence is the grade model's 1 - normalised entropy.
+    review_confidence_threshold: float = Field(
+        default=0.35, alias="HULEEDU_REVIEW_CONFIDENCE_THRESHOLD"
+    )
+    explain_scope: Literal["all", "needs_review", "none"] = Field(
+        default="needs_review", alias="HULEEDU_EXPLAIN_SCOPE"
+    )
+    """Which champion skill rows get `top_features`: TreeSHAP costs ~100x the prediction, so by
+    default only essays flagged `needs_review` (the ones a teacher will open) are explained."""
+    shadow_scoring: bool = Field(default=True, alias="HULEEDU_SHADOW_SCORING")
+    scoring_chunk_size: int = Field(default=5000, alias="HULEEDU_SCORING_CHUNK_SIZE")
+    monitor_psi_warn: float = Field(default=0.2, alias="HULEEDU_MONITOR_PSI_WARN")
+    monitor_min_skill_r: float = Field(default=0.50, alias="HULEEDU_MONITOR_MIN_SKILL_R")
+    monitor_min_rated_essays: int = Field(default=30, alias="HULEEDU_MONITOR_MIN_RATED_ESSAYS")
 
     @property
     def home(self) -> Path:

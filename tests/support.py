@@ -29,3 +29,43 @@ def run_groups(instance, warehouse_url: str, *groups: str, raise_on_error: bool 
     return defs.resolve_job_def("test_groups_job").execute_in_process(
         instance=instance, raise_on_error=raise_on_error
     )
+
+
+TRAINING_GROUPS = ("ingest", "labels", "features", "training", "validation")
+RELAXED_GATES = {
+    "HULEEDU_GATE_MIN_QWK": "0.5",
+    "HULEEDU_GATE_MIN_ADJACENT_AGREEMENT": "0.6",
+    "HULEEDU_GATE_MAX_ECE": "0.15",
+    "HULEEDU_GATE_MAX_GRADE_SHARE_DIFFERENCE": "0.25",
+    "HULEEDU_GATE_MIN_SKILL_R": "0.2",
+}
+"""Quality floors for the small holdouts of test data (about 40 graded essays), set through
+the same HULEEDU_GATE_* settings an operator would use."""
+
+
+def seed_small_trainable_home(
+    patch: pytest.MonkeyPatch, root: Path, cache: Path, *, n_essays: int = 420, seed: int = 5
+) -> str:
+    """An isolated home with a generated SQLite warehouse of `n_essays`, quick training
+    settings and relaxed gates; returns the warehouse URL. Modules that train share the
+    embedding cache through `cache` (same generator seed, same essays)."""
+    import datetime as dt
+
+    from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
+    from huleedu_pipelines.warehouse.engine import make_engine
+
+    url = f"sqlite:///{root / 'warehouse.db'}"
+    isolate_environment(patch, root / "home", cache)
+    patch.setenv("HULEEDU_WAREHOUSE_URL", url)
+    patch.setenv("HULEEDU_OPTUNA_TRIALS", "2")
+    for name, value in RELAXED_GATES.items():
+        patch.setenv(name, value)
+    seed_demo_warehouse(
+        make_engine(url),
+        n_essays=n_essays,
+        seed=seed,
+        as_of=dt.date(2026, 11, 1),
+        bad_rows=0,
+        latent_truth_path=root / "home" / "demo_latent_truth.parquet",
+    )
+    return url

@@ -27,6 +27,12 @@ EXPECTED_GROUPS = {
     "validation_reports": "validation",
     "promoted_models": "validation",
 }
+NIGHTLY_GROUPS = {
+    "inference_features": "inference",
+    "skill_assessments": "inference",
+    "essay_grade_predictions": "inference",
+    "prediction_monitoring": "monitoring",
+}
 
 EXPECTED_CHECKS = {
     ("raw_essays", "check_raw_essays"),
@@ -57,6 +63,12 @@ EXPECTED_CHECKS = {
         )
     ),
 }
+NIGHTLY_CHECKS = {
+    ("skill_assessments", "check_skill_assessments_current"),
+    ("essay_grade_predictions", "check_grade_predictions_current"),
+    ("prediction_monitoring", "check_prediction_drift"),
+    ("prediction_monitoring", "check_skill_agreement_with_teachers"),
+}
 
 HEAVY_MODULES = ("torch", "mlflow", "great_expectations", "lightgbm", "sentence_transformers")
 
@@ -65,24 +77,49 @@ def test_asset_graph_snapshot(home) -> None:
     defs = build_definitions(get_settings())
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == EXPECTED_GROUPS
+    assert groups == EXPECTED_GROUPS | NIGHTLY_GROUPS
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
-    assert checks == EXPECTED_CHECKS
+    assert checks == EXPECTED_CHECKS | NIGHTLY_CHECKS
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"
         assert node.owners, f"{key.to_user_string()} has no owners"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"training_job"}
-    training = defs.resolve_job_def("training_job")
-    assert set(EXPECTED_GROUPS) <= {
-        k.to_user_string() for k in training.asset_layer.executable_asset_keys
+        assert node.kinds, f"{key.to_user_string()} has no kinds"
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {
+        "training_job",
+        "nightly_inference_job",
     }
+    training = defs.resolve_job_def("training_job")
+    assert {k.to_user_string() for k in training.asset_layer.executable_asset_keys} == set(
+        EXPECTED_GROUPS
+    )
+    nightly = defs.resolve_job_def("nightly_inference_job")
+    assert {k.to_user_string() for k in nightly.asset_layer.executable_asset_keys} == set(
+        NIGHTLY_GROUPS
+    )
+    assert nightly.partitions_def is not None
+    assert nightly.partitions_def.get_partition_keys()[0] == "2024-01-01"
 
 
-def test_ingest_checks_block_downstream_work(home) -> None:
+def test_automation_snapshot(home) -> None:
+    defs = build_definitions(get_settings())
+    schedules = {s.name: (s.cron_schedule, s.job_name) for s in defs.schedules}
+    assert schedules == {
+        "weekly_retrain_schedule": ("0 2 * * 0", "training_job"),
+        "nightly_inference_schedule": ("0 1 * * *", "nightly_inference_job"),
+    }
+    sensors = {s.name: s.job_name for s in defs.sensors}
+    assert sensors == {"new_labels_sensor": "training_job"}
+    # The sensor reads its threshold from this resource; without it, it fails only when it runs.
+    assert "retrain_trigger" in defs.resources
+
+
+def test_training_checks_block_downstream_work_and_nightly_checks_do_not(home) -> None:
+    """A bad input or model stops training; a nightly finding is reported, never blocking."""
     graph = build_definitions(get_settings()).resolve_asset_graph()
     for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).blocking, f"{key.name} should be blocking"
+        nightly = (key.asset_key.to_user_string(), key.name) in NIGHTLY_CHECKS
+        assert graph.get_check_spec(key).blocking is not nightly, key.name
 
 
 def test_loading_definitions_imports_no_heavy_library(home) -> None:

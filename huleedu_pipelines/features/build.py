@@ -123,6 +123,26 @@ def assemble_feature_table(
     )
 
 
+def current_feature_hashes(
+    essays: pl.DataFrame, comparisons: pl.DataFrame, version: str
+) -> pl.DataFrame:
+    """essay_id, content_hash and feature_hash for `essays` (essay_id, text, prompt_text),
+    without computing text features or embeddings: equal to the `feature_hash` that
+    `build_features` would give each row, so scoring can tell cheaply which essays changed."""
+    keyed = with_content_hash(essays).select("essay_id", CONTENT_HASH)
+    table = keyed.join(
+        cj_feature_frame(keyed["essay_id"], comparisons),
+        on="essay_id",
+        how="left",
+        maintain_order="left",
+    )
+    return table.select(
+        "essay_id",
+        CONTENT_HASH,
+        pl.Series("feature_hash", _row_hashes(version, table), dtype=pl.String),
+    )
+
+
 @dataclass(frozen=True)
 class FeatureBuild:
     table: pl.DataFrame

@@ -6,7 +6,6 @@ the same HULEEDU_GATE_* settings an operator would use; the shuffled-label model
 far below them (QWK near 0 against a floor of 0.5).
 """
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from huleedu_pipelines.cli import app
-from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
 from huleedu_pipelines.modeling.names import ALL_MODELS, CHAMPION, GRADE_MODEL
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.settings import get_settings
@@ -25,46 +23,24 @@ from huleedu_pipelines.warehouse.tables import model_promotions, teacher_grades
 
 pytestmark = pytest.mark.slow
 
-RELAXED_GATES = {
-    "HULEEDU_GATE_MIN_QWK": "0.5",
-    "HULEEDU_GATE_MIN_ADJACENT_AGREEMENT": "0.6",
-    "HULEEDU_GATE_MAX_ECE": "0.15",
-    "HULEEDU_GATE_MAX_GRADE_SHARE_DIFFERENCE": "0.25",
-    "HULEEDU_GATE_MIN_SKILL_R": "0.2",
-}
-ALL_GROUPS = ("ingest", "labels", "features", "training", "validation")
-
 
 @pytest.fixture(scope="module")
 def lifecycle(tmp_path_factory, shared_feature_cache):
     import dagster as dg
-    from support import isolate_environment, run_groups
+    from support import TRAINING_GROUPS, run_groups, seed_small_trainable_home
 
     root = tmp_path_factory.mktemp("validation")
-    url = f"sqlite:///{root / 'warehouse.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        isolate_environment(patch, root / "home", shared_feature_cache)
-        patch.setenv("HULEEDU_WAREHOUSE_URL", url)
-        patch.setenv("HULEEDU_OPTUNA_TRIALS", "2")
-        for name, value in RELAXED_GATES.items():
-            patch.setenv(name, value)
+        url = seed_small_trainable_home(patch, root, shared_feature_cache)
         engine = make_engine(url)
-        seed_demo_warehouse(
-            engine,
-            n_essays=420,
-            seed=5,
-            as_of=dt.date(2026, 11, 1),
-            bad_rows=0,
-            latent_truth_path=root / "home" / "demo_latent_truth.parquet",
-        )
         instance = dg.DagsterInstance.ephemeral()
-        first = run_groups(instance, url, *ALL_GROUPS)
+        first = run_groups(instance, url, *TRAINING_GROUPS)
         second = run_groups(instance, url, "training", "validation")
         yield (
             engine,
             first,
             second,
-            lambda: run_groups(instance, url, *ALL_GROUPS, raise_on_error=False),
+            lambda: run_groups(instance, url, *TRAINING_GROUPS, raise_on_error=False),
         )
 
 

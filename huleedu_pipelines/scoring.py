@@ -1,0 +1,663 @@
+"""Nightly batch scoring: which essays to score, the models that score them, and the rows
+written to `skill_assessments` and `essay_grade_predictions` (DESIGN.md §3–4).
+
+An essay is scored when it is new or changed: submitted or updated on the partition day, or
+its current `feature_hash` differs from the one it was last scored with (new CJ comparisons,
+a new feature version). A backfill considers every essay. For each model (and alias) an essay
+is skipped when a row for that model version and alias already carries its current
+`feature_hash`, so running a day twice, or again after a crash, writes nothing new.
+
+Rows are written per chunk of essays, one transaction per table and chunk, as upserts on the
+tables' unique keys: a killed run leaves whole chunks that the next run skips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import sqlalchemy as sa
+
+from huleedu_pipelines.features.build import (
+    EMBEDDING_COLUMNS,
+    MODEL_FEATURE_COLUMNS,
+    ProgressCallback,
+    build_features,
+    feature_matrix,
+)
+from huleedu_pipelines.features.embeddings import SentenceEmbedder
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.names import (
+    ALL_MODELS,
+    BAND_MODEL,
+    CEFR_MODEL,
+    CHALLENGER,
+    CHAMPION,
+    GRADE_MODEL,
+    SKILL_MODELS,
+)
+from huleedu_pipelines.warehouse.bulk import write_frame
+from huleedu_pipelines.warehouse.queries import read_frame
+from huleedu_pipelines.warehouse.tables import (
+    cj_comparison_pairs,
+    essay_grade_predictions,
+    essays,
+    prompts,
+    skill_assessments,
+)
+from huleedu_pipelines.warehouse.writes import QuarantineEntry
+
+SELECTED_NEW = "new_or_updated"
+SELECTED_CHANGED = "features_changed"
+SELECTED_BACKFILL = "backfill"
+EXPLAIN_SCOPES = ("all", "needs_review", "none")
+TOP_FEATURES = 5
+SKILL_KEY = ("essay_id", "skill", "model_name", "model_version")
+GRADE_KEY = ("essay_id", "grade_model_version", "cefr_model_version", "ielts_band_model_version")
+GRADE_VERSION_COLUMNS = {
+    GRADE_MODEL: "grade_model_version",
+    CEFR_MODEL: "cefr_model_version",
+    BAND_MODEL: "ielts_band_model_version",
+}
+Log = Callable[[str], None]
+_IN_LIST_LIMIT = 5000
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a partition day in UTC."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def read_essays(connection: sa.Connection) -> pl.DataFrame:
+    """Every essay with its prompt text (what the features depend on)."""
+    query = sa.select(
+        essays.c.essay_id,
+        essays.c.student_id,
+        essays.c.text,
+        essays.c.submitted_at,
+        essays.c.updated_at,
+        prompts.c.text.label("prompt_text"),
+    ).select_from(essays.outerjoin(prompts, essays.c.prompt_id == prompts.c.prompt_id))
+    return read_frame(connection, query.order_by(essays.c.essay_id))
+
+
+def read_comparisons(connection: sa.Connection) -> pl.DataFrame:
+    return read_frame(connection, cj_comparison_pairs)
+
+
+def latest_scored_hashes(connection: sa.Connection) -> pl.DataFrame:
+    """essay_id → the feature_hash of its most recent champion row (either output table)."""
+    frames = [
+        read_frame(
+            connection,
+            sa.select(table.c.essay_id, table.c.feature_hash, table.c.scored_at).where(
+                table.c.model_alias == CHAMPION
+            ),
+        )
+        for table in (essay_grade_predictions, skill_assessments)
+    ]
+    rows = pl.concat(frames)
+    return (
+        rows.sort("scored_at")
+        .group_by("essay_id", maintain_order=True)
+        .last()
+        .select("essay_id", pl.col("feature_hash").alias("scored_feature_hash"))
+    )
+
+
+def select_essays(hashed: pl.DataFrame, scored: pl.DataFrame, day: dt.date | None) -> pl.DataFrame:
+    """The essays to consider, with `selected_because`.
+
+    `hashed` has essay_id, submitted_at, updated_at and the current feature_hash; `scored` is
+    `latest_scored_hashes`. With `day` None (a backfill) every essay is considered.
+    """
+    if day is None:
+        return hashed.with_columns(pl.lit(SELECTED_BACKFILL).alias("selected_because"))
+    start, end = day_window(day)
+
+    def on_day(column: str) -> pl.Expr:
+        return pl.col(column).is_between(start, end, closed="left").fill_null(False)
+
+    joined = hashed.join(scored, on="essay_id", how="left", maintain_order="left")
+    changed = pl.col("scored_feature_hash").is_not_null() & (
+        pl.col("scored_feature_hash") != pl.col("feature_hash")
+    )
+    return (
+        joined.with_columns(
+            pl.when(on_day("submitted_at") | on_day("updated_at"))
+            .then(pl.lit(SELECTED_NEW))
+            .when(changed)
+            .then(pl.lit(SELECTED_CHANGED))
+            .otherwise(None)
+            .alias("selected_because")
+        )
+        .drop_nulls("selected_because")
+        .drop("scored_feature_hash")
+    )
+
+
+@dataclass(frozen=True)
+class ScoringFeatures:
+    table: pl.DataFrame
+    """essay_id, student_id, selected_because, feature_hash and the model columns."""
+    failures: list[QuarantineEntry]
+    embeddings_computed: int
+    embeddings_reused: int
+
+
+def build_scoring_features(
+    selected: pl.DataFrame,
+    comparisons: pl.DataFrame,
+    cache_root: Path,
+    embedder: SentenceEmbedder,
+    progress: ProgressCallback | None = None,
+) -> ScoringFeatures:
+    """Features for the selected essays through the training path (`build_features`, cache
+    reused). If the batch fails, essays are built one at a time so only the essays that fail
+    are quarantined; rows whose embedding is not finite are quarantined too."""
+    try:
+        build = build_features(
+            selected.select("essay_id", "text", "prompt_text"),
+            comparisons,
+            cache_root,
+            embedder,
+            progress,
+        )
+        tables, failures = [build.table], []
+        computed, reused = build.embeddings_computed, build.embeddings_reused
+    except Exception:
+        tables, failures, computed, reused = [], [], 0, 0
+        for row in selected.iter_rows(named=True):
+            one = pl.DataFrame([row]).select("essay_id", "text", "prompt_text")
+            try:
+                build = build_features(one, comparisons, cache_root, embedder)
+            except Exception as error:
+                failures.append(_feature_failure(row, f"{type(error).__name__}: {error}"))
+                continue
+            tables.append(build.table)
+            computed += build.embeddings_computed
+            reused += build.embeddings_reused
+    table = pl.concat(tables) if tables else None
+    if table is None or table.is_empty():
+        empty = selected.head(0).select("essay_id", "student_id", "selected_because")
+        return ScoringFeatures(
+            empty.with_columns(
+                pl.lit(None, pl.String).alias("feature_hash"),
+                *(pl.lit(None, pl.Float64).alias(c) for c in MODEL_FEATURE_COLUMNS),
+            ),
+            failures,
+            computed,
+            reused,
+        )
+    finite = np.isfinite(table.select(EMBEDDING_COLUMNS).to_numpy()).all(axis=1)
+    by_id = {row["essay_id"]: row for row in selected.iter_rows(named=True)}
+    for essay_id in table.filter(~pl.Series(finite))["essay_id"].to_list():
+        failures.append(
+            _feature_failure(by_id[essay_id], "the essay's embedding has non-finite values")
+        )
+    table = table.filter(pl.Series(finite))
+    joined = selected.select("essay_id", "student_id", "selected_because").join(
+        table.select("essay_id", "feature_hash", *MODEL_FEATURE_COLUMNS), on="essay_id"
+    )
+    return ScoringFeatures(joined, failures, computed, reused)
+
+
+def _feature_failure(row: Mapping[str, Any], detail: str) -> QuarantineEntry:
+    return QuarantineEntry(
+        essays.name,
+        str(row["essay_id"]),
+        "features_failed",
+        f"features could not be computed ({detail}); fix the essay text and update the essay",
+        {key: row.get(key) for key in ("essay_id", "student_id", "text")},
+    )
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    name: str
+    version: str
+    alias: str
+    bundle: ModelBundle
+
+
+@dataclass
+class ServingModels:
+    """The champions, the challengers that differ from them, and why any model cannot serve."""
+
+    champions: dict[str, ServingModel] = field(default_factory=dict)
+    challengers: dict[str, ServingModel] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def load_serving_models(
+    registry: Any, model_names: Sequence[str] = ALL_MODELS, *, shadow: bool = True
+) -> ServingModels:
+    """Champion (and, with `shadow`, differing challenger) bundles from the registry.
+
+    Every bundle's files are sha256-checked on load and its ONNX graph against the version's
+    `onnx_sha256` tag. A model without a champion, or whose artifacts fail the check, is
+    recorded in `problems` with what to do; the other models still serve.
+    """
+    from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
+    from huleedu_pipelines.resources.mlflow_registry import (
+        ONNX_SHA256_TAG,
+        ModelVersionNotFoundError,
+    )
+    from huleedu_pipelines.validation import load_registered_bundle
+
+    models = ServingModels()
+    for name in model_names:
+        champion = registry.get_version(name, CHAMPION)
+        if champion is None:
+            models.problems[name] = (
+                f"{name} has no `{CHAMPION}` version, so it scored nothing: run training_job "
+                f"(or `huleedu-pipelines train`) until one passes the gates, or promote a "
+                f"version with `huleedu-pipelines registry promote {name} VERSION`"
+            )
+            continue
+        refs = [(CHAMPION, champion)]
+        challenger = registry.get_version(name, CHALLENGER) if shadow else None
+        if challenger is not None and challenger.version != champion.version:
+            refs.append((CHALLENGER, challenger))
+        for alias, ref in refs:
+            try:
+                bundle = load_registered_bundle(registry, name, ref.version)
+                expected = ref.tags.get(ONNX_SHA256_TAG)
+                if expected is not None and expected != bundle.onnx_sha256:
+                    raise ArtifactIntegrityError(
+                        f"{name} v{ref.version}: the bundle's ONNX has sha256 "
+                        f"{bundle.onnx_sha256}, the registered version records {expected}; "
+                        "re-register the model"
+                    )
+            except (ArtifactIntegrityError, FileNotFoundError, ModelVersionNotFoundError) as error:
+                if alias == CHAMPION:
+                    models.problems[name] = f"{name} {alias} v{ref.version} cannot serve: {error}"
+                    break
+                models.problems[f"{name}@{alias}"] = f"shadow scoring skipped: {error}"
+                continue
+            if bundle.feature_columns != list(MODEL_FEATURE_COLUMNS):
+                models.problems[name if alias == CHAMPION else f"{name}@{alias}"] = (
+                    f"{name} v{ref.version} reads other feature columns than this code builds "
+                    "(it was trained by another feature version); retrain it"
+                )
+                if alias == CHAMPION:
+                    break
+                continue
+            target = models.champions if alias == CHAMPION else models.challengers
+            target[name] = ServingModel(name, ref.version, alias, bundle)
+    return models
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class GradeModels:
+    """The three models behind one `essay_grade_predictions` row, for one alias."""
+
+    alias: str
+    grade: ServingModel | None
+    cefr: ServingModel | None
+    band: ServingModel | None
+
+    @property
+    def members(self) -> list[ServingModel]:
+        return [m for m in (self.grade, self.cefr, self.band) if m is not None]
+
+    def versions(self) -> dict[str, str]:
+        return {
+            column: next((m.version for m in self.members if m.name == name), "")
+            for name, column in GRADE_VERSION_COLUMNS.items()
+        }
+
+
+def grade_targets(models: ServingModels) -> list[GradeModels]:
+    """The champion trio, and a shadow trio when any of the three has a differing challenger
+    (models without one are taken from the champions, as they would serve after promotion)."""
+    champions = GradeModels(
+        CHAMPION, *(models.champions.get(name) for name in GRADE_VERSION_COLUMNS)
+    )
+    targets = [champions] if champions.members else []
+    if any(name in models.challengers for name in GRADE_VERSION_COLUMNS):
+        targets.append(
+            GradeModels(
+                CHALLENGER,
+                *(
+                    models.challengers.get(name) or models.champions.get(name)
+                    for name in GRADE_VERSION_COLUMNS
+                ),
+            )
+        )
+    return targets
+
+
+def skill_targets(models: ServingModels) -> list[tuple[str, ServingModel]]:
+    targets = []
+    for skill, name in SKILL_MODELS.items():
+        for serving in (models.champions.get(name), models.challengers.get(name)):
+            if serving is not None:
+                targets.append((skill, serving))
+    return targets
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Per feature row: must it be scored for a target, and is there no row under its key."""
+
+    score: np.ndarray
+    new: np.ndarray
+
+
+def _needs(
+    connection: sa.Connection,
+    features: pl.DataFrame,
+    table: sa.Table,
+    alias: str,
+    key_filter: Sequence[Any],
+) -> Needs:
+    """A row must be (re)written unless one under its key already has this alias and the
+    current feature_hash; `new` marks rows with no row under the key at all."""
+    where = list(key_filter)
+    if features.height <= _IN_LIST_LIMIT:  # a night's few essays: use the unique key's index
+        where.append(table.c.essay_id.in_(features["essay_id"].to_list()))
+    existing = read_frame(
+        connection,
+        sa.select(table.c.essay_id, table.c.feature_hash, table.c.model_alias).where(*where),
+    ).rename({"feature_hash": "stored_hash", "model_alias": "stored_alias"})
+    joined = features.select("essay_id", "feature_hash").join(
+        existing, on="essay_id", how="left", maintain_order="left"
+    )
+    new = joined["stored_hash"].is_null()
+    current = (joined["stored_hash"] == joined["feature_hash"]) & (joined["stored_alias"] == alias)
+    return Needs(score=(new | ~current.fill_null(False)).to_numpy(), new=new.to_numpy())
+
+
+def grade_needs(connection: sa.Connection, features: pl.DataFrame, target: GradeModels) -> Needs:
+    table = essay_grade_predictions
+    key = [table.c[column] == version for column, version in target.versions().items()]
+    return _needs(connection, features, table, target.alias, key)
+
+
+def skill_needs(connection: sa.Connection, features: pl.DataFrame, model: ServingModel) -> Needs:
+    table = skill_assessments
+    key = [table.c.model_name == model.name, table.c.model_version == model.version]
+    return _needs(connection, features, table, model.alias, key)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> list[str]:
+    rounded = np.round(probabilities, 6).tolist()
+    return [json.dumps(dict(zip(labels, row, strict=True))) for row in rounded]
+
+
+def top_contributions(
+    bundle: ModelBundle, X: np.ndarray, k: int = TOP_FEATURES, n_jobs: int = 1
+) -> list[list[dict[str, float | str]]]:
+    """Per row, the `k` features with the largest absolute TreeSHAP contribution (native
+    LightGBM `pred_contrib`, in the model's raw log-odds units, before calibration); features
+    that contribute nothing are left out, so a model using few features lists fewer."""
+    booster = bundle.native_boosters[0]
+    contributions = np.asarray(
+        booster.predict(np.asarray(X, dtype=np.float64), pred_contrib=True, num_threads=n_jobs)
+    )[:, :-1]
+    order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
+    names = bundle.feature_columns
+    return [
+        [
+            {"feature": names[j], "contribution": round(float(values[j]), 6)}
+            for j in row_order
+            if values[j] != 0.0
+        ]
+        for values, row_order in zip(contributions, order, strict=True)
+    ]
+
+
+def grade_frame(
+    target: GradeModels,
+    chunk: pl.DataFrame,
+    X: np.ndarray,
+    *,
+    review_threshold: float,
+    run_id: str | None,
+    scored_at: dt.datetime,
+    timings: dict[str, float],
+) -> pl.DataFrame:
+    """One `essay_grade_predictions` row per row of `chunk` (JSON columns as text).
+
+    `needs_review` is set below the confidence threshold, and always when there is no grade
+    model to be confident about."""
+    n = chunk.height
+    columns: dict[str, pl.Series] = {
+        "essay_id": chunk["essay_id"],
+        "model_alias": pl.Series([target.alias] * n, dtype=pl.String),
+        "grade": pl.Series([None] * n, dtype=pl.String),
+        "grade_probabilities": pl.Series([None] * n, dtype=pl.String),
+        "confidence": pl.Series([None] * n, dtype=pl.Float64),
+        "cefr": pl.Series([None] * n, dtype=pl.String),
+        "cefr_probabilities": pl.Series([None] * n, dtype=pl.String),
+        "ielts_band": pl.Series([None] * n, dtype=pl.Float64),
+        "needs_review": pl.Series([True] * n, dtype=pl.Boolean),
+    }
+    for model in target.members:
+        started = time.perf_counter()
+        prediction = model.bundle.predict(X)
+        labels = model.bundle.class_labels
+        if model.name == BAND_MODEL:
+            columns["ielts_band"] = pl.Series(prediction.labels, dtype=pl.Float64)
+        else:
+            prefix = "grade" if model.name == GRADE_MODEL else "cefr"
+            names = np.asarray(labels, dtype=object)[prediction.labels.astype(np.int64)]
+            columns[prefix] = pl.Series(names.tolist(), dtype=pl.String)
+            columns[f"{prefix}_probabilities"] = pl.Series(
+                _json_probabilities(labels, prediction.probabilities), dtype=pl.String
+            )
+            if model.name == GRADE_MODEL:
+                columns["confidence"] = pl.Series(prediction.confidence, dtype=pl.Float64)
+                columns["needs_review"] = pl.Series(
+                    prediction.confidence < review_threshold, dtype=pl.Boolean
+                )
+        key = f"{model.name}@{model.alias}"
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+    versions = {name: pl.lit(value, pl.String) for name, value in target.versions().items()}
+    return pl.DataFrame(columns).with_columns(
+        **versions,
+        feature_hash=chunk["feature_hash"],
+        run_id=pl.lit(run_id, pl.String),
+        scored_at=pl.lit(scored_at, pl.Datetime("us", "UTC")),
+    )
+
+
+def skill_frame(
+    skill: str,
+    model: ServingModel,
+    chunk: pl.DataFrame,
+    X: np.ndarray,
+    explain: np.ndarray,
+    *,
+    run_id: str | None,
+    scored_at: dt.datetime,
+    n_jobs: int,
+    timings: dict[str, float],
+) -> pl.DataFrame:
+    """One `skill_assessments` row per row of `chunk`; `top_features` (JSON text) only where
+    `explain` is True."""
+    started = time.perf_counter()
+    prediction = model.bundle.predict(X)
+    top: list[str | None] = [None] * chunk.height
+    if explain.any():
+        explained = top_contributions(model.bundle, X[explain], n_jobs=n_jobs)
+        for position, value in zip(np.flatnonzero(explain), explained, strict=True):
+            top[position] = json.dumps(value)
+    key = f"{model.name}@{model.alias}"
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+    return chunk.select("student_id", "essay_id").with_columns(
+        skill=pl.lit(skill, pl.String),
+        score=pl.Series(prediction.score, dtype=pl.Float64),
+        confidence=pl.Series(prediction.confidence, dtype=pl.Float64),
+        top_features=pl.Series(top, dtype=pl.String),
+        model_name=pl.lit(model.name, pl.String),
+        model_version=pl.lit(model.version, pl.String),
+        model_alias=pl.lit(model.alias, pl.String),
+        feature_hash=chunk["feature_hash"],
+        run_id=pl.lit(run_id, pl.String),
+        scored_at=pl.lit(scored_at, pl.Datetime("us", "UTC")),
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ScoringOutcome:
+    essays_considered: int = 0
+    essays_scored: int = 0
+    essays_unchanged: int = 0
+    skill_rows: int = 0
+    grade_rows: int = 0
+    shadow_rows: int = 0
+    explained_rows: int = 0
+    seconds_by_model: dict[str, float] = field(default_factory=dict)
+    write_seconds: float = 0.0
+    total_seconds: float = 0.0
+    problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def essays_per_second(self) -> float:
+        return self.essays_scored / self.total_seconds if self.total_seconds > 0 else 0.0
+
+
+@dataclass
+class _Chunk:
+    skills: list[tuple[pl.DataFrame, np.ndarray]] = field(default_factory=list)
+    grades: list[tuple[pl.DataFrame, np.ndarray]] = field(default_factory=list)
+
+
+def score_essays(
+    engine: sa.Engine,
+    features: pl.DataFrame,
+    models: ServingModels,
+    *,
+    run_id: str | None,
+    review_threshold: float,
+    explain_scope: str = "needs_review",
+    chunk_size: int = 5000,
+    n_jobs: int = 1,
+    scored_at: dt.datetime | None = None,
+    log: Log | None = None,
+) -> ScoringOutcome:
+    """Score `features` (essay_id, student_id, feature_hash and the model columns) with every
+    serving model and write the rows: one transaction per chunk of essays, both tables.
+
+    While chunk k is written (a background thread: COPY and the database's work overlap with
+    the models), chunk k+1 is scored; a failed write stops the run with its error.
+    """
+    if explain_scope not in EXPLAIN_SCOPES:
+        raise ValueError(f"explain_scope must be one of {EXPLAIN_SCOPES}, got {explain_scope!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    started = time.perf_counter()
+    scored_at = scored_at or dt.datetime.now(dt.UTC)
+    outcome = ScoringOutcome(essays_considered=features.height, problems=dict(models.problems))
+    grades, skills = grade_targets(models), skill_targets(models)
+    with engine.connect() as connection:
+        grade_needs_ = [grade_needs(connection, features, t) for t in grades]
+        skill_needs_ = [skill_needs(connection, features, m) for _, m in skills]
+    needed = np.zeros(features.height, dtype=bool)
+    for needs in grade_needs_ + skill_needs_:
+        needed |= needs.score
+    outcome.essays_scored = int(needed.sum())
+    outcome.essays_unchanged = features.height - outcome.essays_scored
+    positions = np.flatnonzero(needed)
+    timings = outcome.seconds_by_model
+
+    def write(chunk: _Chunk, done: int) -> None:
+        write_started = time.perf_counter()
+        with engine.begin() as connection:
+            for frame, new in chunk.skills:
+                write_frame(connection, skill_assessments, frame, SKILL_KEY, new=new)
+            for frame, new in chunk.grades:
+                write_frame(connection, essay_grade_predictions, frame, GRADE_KEY, new=new)
+        outcome.write_seconds += time.perf_counter() - write_started
+        outcome.skill_rows += sum(frame.height for frame, _ in chunk.skills)
+        outcome.grade_rows += sum(frame.height for frame, _ in chunk.grades)
+        outcome.shadow_rows += sum(
+            int((frame["model_alias"] == CHALLENGER).sum())
+            for frame, _ in chunk.skills + chunk.grades
+        )
+        if log is not None:
+            log(
+                f"scored {done}/{positions.size} essays: {outcome.skill_rows} skill rows, "
+                f"{outcome.grade_rows} grade rows written"
+            )
+
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="huleedu-writer") as writer:
+        for start in range(0, positions.size, chunk_size):
+            rows_at = positions[start : start + chunk_size]
+            chunk = features[rows_at]
+            X = feature_matrix(chunk)
+            out = _Chunk()
+            review = np.ones(len(rows_at), dtype=bool)
+            for target, needs in zip(grades, grade_needs_, strict=True):
+                frame = grade_frame(
+                    target,
+                    chunk,
+                    X,
+                    review_threshold=review_threshold,
+                    run_id=run_id,
+                    scored_at=scored_at,
+                    timings=timings,
+                )
+                if target.alias == CHAMPION:
+                    review = frame["needs_review"].to_numpy()
+                keep = needs.score[rows_at]
+                if keep.any():
+                    out.grades.append((frame.filter(pl.Series(keep)), needs.new[rows_at][keep]))
+            for (skill, model), needs in zip(skills, skill_needs_, strict=True):
+                keep = needs.score[rows_at]
+                if not keep.any():
+                    continue
+                if model.alias != CHAMPION or explain_scope == "none":
+                    explain = np.zeros(int(keep.sum()), dtype=bool)
+                elif explain_scope == "all":
+                    explain = np.ones(int(keep.sum()), dtype=bool)
+                else:
+                    explain = review[keep]
+                frame = skill_frame(
+                    skill,
+                    model,
+                    chunk.filter(pl.Series(keep)),
+                    X[keep],
+                    explain,
+                    run_id=run_id,
+                    scored_at=scored_at,
+                    n_jobs=n_jobs,
+                    timings=timings,
+                )
+                out.skills.append((frame, needs.new[rows_at][keep]))
+                outcome.explained_rows += int(explain.sum())
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, out, min(start + chunk_size, positions.size))
+        if pending is not None:
+            pending.result()
+    outcome.total_seconds = time.perf_counter() - started
+    return outcome
