@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ GRADE_VERSION_COLUMNS = {
     BAND_MODEL: "ielts_band_model_version",
 }
 Log = Callable[[str], None]
+WRITERS = 2
 _IN_LIST_LIMIT = 5000
 
 
@@ -564,8 +566,10 @@ def score_essays(
     """Score `features` (essay_id, student_id, feature_hash and the model columns) with every
     serving model and write the rows: one transaction per chunk of essays, both tables.
 
-    While chunk k is written (a background thread: COPY and the database's work overlap with
-    the models), chunk k+1 is scored; a failed write stops the run with its error.
+    Chunks are written by WRITERS background threads (one on SQLite), each on its own
+    connection, while the next chunk is scored: the models, the COPY and the database's work
+    overlap. Each chunk is whole or absent whatever order the chunks commit in; a failed write
+    stops the run with its error.
     """
     if explain_scope not in EXPLAIN_SCOPES:
         raise ValueError(f"explain_scope must be one of {EXPLAIN_SCOPES}, got {explain_scope!r}")
@@ -588,28 +592,37 @@ def score_essays(
     positions = np.flatnonzero(needed)
     timings = outcome.seconds_by_model
 
-    def write(chunk: _Chunk, done: int) -> None:
+    def write(chunk: _Chunk) -> tuple[float, int, int, int]:
         write_started = time.perf_counter()
         with engine.begin() as connection:
             for frame, new in chunk.skills:
                 write_frame(connection, skill_assessments, frame, SKILL_KEY, new=new)
             for frame, new in chunk.grades:
                 write_frame(connection, essay_grade_predictions, frame, GRADE_KEY, new=new)
-        outcome.write_seconds += time.perf_counter() - write_started
-        outcome.skill_rows += sum(frame.height for frame, _ in chunk.skills)
-        outcome.grade_rows += sum(frame.height for frame, _ in chunk.grades)
-        outcome.shadow_rows += sum(
-            int((frame["model_alias"] == CHALLENGER).sum())
-            for frame, _ in chunk.skills + chunk.grades
+        frames = [frame for frame, _ in chunk.skills + chunk.grades]
+        return (
+            time.perf_counter() - write_started,
+            sum(frame.height for frame, _ in chunk.skills),
+            sum(frame.height for frame, _ in chunk.grades),
+            sum(int((frame["model_alias"] == CHALLENGER).sum()) for frame in frames),
         )
+
+    def collect(future: Future) -> None:
+        seconds, skill_rows, grade_rows, shadow_rows = future.result()
+        outcome.write_seconds += seconds
+        outcome.skill_rows += skill_rows
+        outcome.grade_rows += grade_rows
+        outcome.shadow_rows += shadow_rows
         if log is not None:
             log(
-                f"scored {done}/{positions.size} essays: {outcome.skill_rows} skill rows, "
-                f"{outcome.grade_rows} grade rows written"
+                f"written: {outcome.skill_rows} skill rows, {outcome.grade_rows} grade rows "
+                f"({len(positions)} essays to score)"
             )
 
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="huleedu-writer") as writer:
+    # SQLite takes one writer at a time: a second would only wait on its lock.
+    writers = 1 if engine.dialect.name == "sqlite" else WRITERS
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="huleedu-writer") as writer:
         for start in range(0, positions.size, chunk_size):
             rows_at = positions[start : start + chunk_size]
             chunk = features[rows_at]
@@ -654,10 +667,10 @@ def score_essays(
                 )
                 out.skills.append((frame, needs.new[rows_at][keep]))
                 outcome.explained_rows += int(explain.sum())
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write, out, min(start + chunk_size, positions.size))
-        if pending is not None:
-            pending.result()
+            while len(pending) >= writers:
+                collect(pending.popleft())
+            pending.append(writer.submit(write, out))
+        while pending:
+            collect(pending.popleft())
     outcome.total_seconds = time.perf_counter() - started
     return outcome
