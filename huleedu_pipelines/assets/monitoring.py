@@ -66,6 +66,11 @@ def _skill_rows(connection: sa.Connection, ids: list[str] | None) -> pl.DataFram
     )
     if ids is not None:
         query = query.where(table.c.essay_id.in_(ids))
+    else:  # every rated essay's scores, for the agreement with ratings that came later
+        query = query.where(
+            table.c.model_alias == CHAMPION,
+            table.c.essay_id.in_(sa.select(skill_ratings.c.essay_id).distinct()),
+        )
     return read_frame(connection, query)
 
 
@@ -126,7 +131,7 @@ def prediction_monitoring(
     with warehouse.engine().connect() as connection:
         grades = _grade_rows(connection, ids).join(current, on=["essay_id", "feature_hash"])
         day_skills = _skill_rows(connection, ids).join(current, on=["essay_id", "feature_hash"])
-        all_skills = _skill_rows(connection, None)
+        rated_skills = _skill_rows(connection, None)
         ratings = read_frame(connection, skill_ratings).drop_nulls(["rating", "rated_at"])
 
     champion = mlflow.get_version(GRADE_MODEL, CHAMPION)
@@ -176,11 +181,13 @@ def prediction_monitoring(
         for name in SKILL_MODELS.values()
         if (ref := mlflow.get_version(name, CHAMPION)) is not None
     }
-    serving = all_skills.filter(pl.col("model_alias") == CHAMPION).filter(
-        pl.struct("model_name", "model_version").map_elements(
-            lambda row: champion_skill_versions.get(row["model_name"]) == row["model_version"],
-            return_dtype=pl.Boolean,
-        )
+    serving = rated_skills.join(
+        pl.DataFrame(
+            list(champion_skill_versions.items()),
+            schema={"model_name": pl.String, "model_version": pl.String},
+            orient="row",
+        ),
+        on=["model_name", "model_version"],
     )
     agreement = teacher_agreement(
         serving.select("essay_id", "skill", "score", "scored_at"),
