@@ -173,7 +173,9 @@ def _drop_database(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-def _naive_scoring(engine: Any, features: Any, models: Any, run_id: str) -> None:
+def _naive_scoring(
+    engine: Any, features: Any, models: Any, run_id: str, review_threshold: float
+) -> None:
     """The baseline: per essay, every model predicts one row, and the rows become ORM objects
     added to a session and committed per essay."""
     import datetime as dt
@@ -226,7 +228,7 @@ def _naive_scoring(engine: Any, features: Any, models: Any, run_id: str) -> None
                     champion,
                     row,
                     X,
-                    review_threshold=0.35,
+                    review_threshold=review_threshold,
                     run_id=run_id,
                     scored_at=scored_at,
                     timings=timings,
@@ -304,6 +306,7 @@ def bench_inference(
     import tempfile
     from pathlib import Path
 
+    import numpy as np
     import polars as pl
 
     from huleedu_pipelines.features.build import feature_matrix
@@ -328,7 +331,7 @@ def bench_inference(
     features = _scaled_feature_rows(pl.read_parquet(source), n_essays, seed)
     folder = Path(tempfile.mkdtemp(prefix="huleedu-bench-inference-"))
     features.write_parquet(folder / "features.parquet")
-    X = feature_matrix(features)
+    X = np.ascontiguousarray(feature_matrix(features), dtype=np.float32)  # the ONNX input type
 
     chunk = settings.scoring_chunk_size
 
@@ -366,7 +369,12 @@ def bench_inference(
         naive = features.head(naive_essays).with_columns(
             pl.concat_str(pl.lit("naive-"), pl.col("essay_id")).alias("essay_id")
         )
-        naive_rate, _ = _rate(naive.height, lambda: _naive_scoring(engine, naive, models, "naive"))
+        naive_rate, _ = _rate(
+            naive.height,
+            lambda: _naive_scoring(
+                engine, naive, models, "naive", settings.review_confidence_threshold
+            ),
+        )
         latency = measure_serving_latency(bundles, X[:2000])
         engine.dispose()
     finally:

@@ -403,9 +403,11 @@ def skill_needs(connection: sa.Connection, features: pl.DataFrame, model: Servin
 # --------------------------------------------------------------------------- rows
 
 
-def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> list[str]:
-    rounded = np.round(probabilities, 6).tolist()
-    return [json.dumps(dict(zip(labels, row, strict=True))) for row in rounded]
+def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> pl.Series:
+    """Each row's probabilities as a JSON object keyed by class label, rounded to 6 places
+    (encoded column-wise by polars: per-row json.dumps was a third of the scoring time)."""
+    frame = pl.DataFrame(np.round(probabilities, 6), schema=list(labels), orient="row")
+    return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series()
 
 
 def top_contributions(
@@ -466,9 +468,9 @@ def grade_frame(
             prefix = "grade" if model.name == GRADE_MODEL else "cefr"
             names = np.asarray(labels, dtype=object)[prediction.labels.astype(np.int64)]
             columns[prefix] = pl.Series(names.tolist(), dtype=pl.String)
-            columns[f"{prefix}_probabilities"] = pl.Series(
-                _json_probabilities(labels, prediction.probabilities), dtype=pl.String
-            )
+            columns[f"{prefix}_probabilities"] = _json_probabilities(
+                labels, prediction.probabilities
+            ).alias(f"{prefix}_probabilities")
             if model.name == GRADE_MODEL:
                 columns["confidence"] = pl.Series(prediction.confidence, dtype=pl.Float64)
                 columns["needs_review"] = pl.Series(
@@ -626,7 +628,8 @@ def score_essays(
         for start in range(0, positions.size, chunk_size):
             rows_at = positions[start : start + chunk_size]
             chunk = features[rows_at]
-            X = feature_matrix(chunk)
+            # float32 once per chunk: the ONNX graphs' input type, so no model converts again.
+            X = np.ascontiguousarray(feature_matrix(chunk), dtype=np.float32)
             out = _Chunk()
             review = np.ones(len(rows_at), dtype=bool)
             for target, needs in zip(grades, grade_needs_, strict=True):
@@ -654,11 +657,12 @@ def score_essays(
                     explain = np.ones(int(keep.sum()), dtype=bool)
                 else:
                     explain = review[keep]
+                every = bool(keep.all())  # the usual case: no copy of the chunk
                 frame = skill_frame(
                     skill,
                     model,
-                    chunk.filter(pl.Series(keep)),
-                    X[keep],
+                    chunk if every else chunk.filter(pl.Series(keep)),
+                    X if every else X[keep],
                     explain,
                     run_id=run_id,
                     scored_at=scored_at,

@@ -8,7 +8,7 @@ from huleedu_pipelines.settings import Settings
 class ScoringResource(dg.ConfigurableResource):
     """How the inference group scores: review threshold, explanation scope, shadow scoring."""
 
-    review_confidence_threshold: float = 0.35
+    review_confidence_threshold: float = 0.42
     explain_scope: str = "needs_review"
     shadow_scoring: bool = True
     chunk_size: int = 5000
