@@ -409,6 +409,7 @@ def bench_inference(
         "latency_p50_single_ms": round(latency.p50_single_ms, 2),
         "latency_p95_single_ms": round(latency.p95_single_ms, 2),
         "latency_p95_batch50_ms": round(latency.p95_batch50_ms, 2),
+        "model_versions": {name: m.version for name, m in sorted(models.champions.items())},
     }
 
 

@@ -515,3 +515,19 @@ def test_monitoring_measures_agreement_with_ratings_that_arrived_after_scoring(
     drift = monitoring.filter(pl.col("metric") == "psi")
     assert drift.height == 11  # predicted grades + the 10 most important features
     assert drift.filter(pl.col("subject") == "predicted_grade")["n"][0] > 0
+
+
+@pytest.mark.integration
+def test_the_inference_benchmark_scores_writes_and_reruns_on_postgresql(
+    night: Night, postgres_url: str
+) -> None:
+    """Figures are printed, not judged; what is checked is that the benchmark measured real
+    work: every row written, nothing on the unchanged rerun, the champions it used."""
+    from huleedu_pipelines.bench import bench_inference
+
+    figures = bench_inference(300, postgres_url, naive_essays=5)
+    assert figures["skill_rows"] == 300 * 7 and figures["grade_rows"] == 300
+    assert figures["rerun_rows_written"] == 0
+    assert figures["model_versions"] == dict(sorted(_champions(night).items()))
+    for key in ("raw_onnx_essays_per_s", "end_to_end_essays_per_s", "naive_essays_per_s"):
+        assert figures[key] > 0
