@@ -16,10 +16,14 @@ from typing import Any
 AS_OF = dt.date(2026, 11, 1)
 
 
-def _rate(count: int, work: Callable[[], Any]) -> tuple[float, float]:
+def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
-    work()
-    seconds = time.perf_counter() - start
+    result = work()
+    return result, time.perf_counter() - start
+
+
+def _rate(count: int, work: Callable[[], Any]) -> tuple[float, float]:
+    _, seconds = _timed(work)
     return count / seconds, seconds
 
 
@@ -264,12 +268,6 @@ def _champion_skills(models: Any) -> list[tuple[str, Any]]:
         for skill, name in SKILL_MODELS.items()
         if name in models.champions
     ]
-
-
-def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = work()
-    return result, time.perf_counter() - start
 
 
 def _empty_outputs(engine: Any) -> None:

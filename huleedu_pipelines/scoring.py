@@ -81,6 +81,15 @@ def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
+def submitted_or_updated_on(day: dt.date) -> pl.Expr:
+    """True for essays submitted or updated on the partition day (UTC)."""
+    start, end = day_window(day)
+    return pl.any_horizontal(
+        pl.col(column).is_between(start, end, closed="left").fill_null(False)
+        for column in ("submitted_at", "updated_at")
+    )
+
+
 def read_essays(connection: sa.Connection) -> pl.DataFrame:
     """Every essay with its prompt text (what the features depend on)."""
     query = sa.select(
@@ -126,18 +135,13 @@ def select_essays(hashed: pl.DataFrame, scored: pl.DataFrame, day: dt.date | Non
     """
     if day is None:
         return hashed.with_columns(pl.lit(SELECTED_BACKFILL).alias("selected_because"))
-    start, end = day_window(day)
-
-    def on_day(column: str) -> pl.Expr:
-        return pl.col(column).is_between(start, end, closed="left").fill_null(False)
-
     joined = hashed.join(scored, on="essay_id", how="left", maintain_order="left")
     changed = pl.col("scored_feature_hash").is_not_null() & (
         pl.col("scored_feature_hash") != pl.col("feature_hash")
     )
     return (
         joined.with_columns(
-            pl.when(on_day("submitted_at") | on_day("updated_at"))
+            pl.when(submitted_or_updated_on(day))
             .then(pl.lit(SELECTED_NEW))
             .when(changed)
             .then(pl.lit(SELECTED_CHANGED))

@@ -27,13 +27,13 @@ from huleedu_pipelines.resources import (
 )
 from huleedu_pipelines.scoring import (
     build_scoring_features,
-    day_window,
     latest_scored_hashes,
     load_serving_models,
     read_comparisons,
     read_essays,
     score_essays,
     select_essays,
+    submitted_or_updated_on,
 )
 from huleedu_pipelines.warehouse.tables import cj_comparison_pairs, essays
 from huleedu_pipelines.warehouse.writes import write_quarantine
@@ -85,15 +85,7 @@ def inference_features(
         all_essays, essays, lambda row: essay_text_problem(row["text"])
     )
     if not config.backfill:
-        start, end = day_window(day)
-        on_day = {
-            row["essay_id"]
-            for row in all_essays.iter_rows(named=True)
-            if any(
-                row[column] is not None and start <= row[column] < end
-                for column in ("submitted_at", "updated_at")
-            )
-        }
+        on_day = set(all_essays.filter(submitted_or_updated_on(day))["essay_id"].to_list())
         bad_essays = [entry for entry in bad_essays if entry.source_key in on_day]
     known = set(valid["essay_id"].to_list())
     comparisons, _ = split_valid_rows(
