@@ -7,6 +7,7 @@ artifact folder, a persistent Dagster instance, Parquet intermediates and report
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     monitor_psi_warn: float = Field(default=0.2, alias="HULEEDU_MONITOR_PSI_WARN")
     monitor_min_skill_r: float = Field(default=0.50, alias="HULEEDU_MONITOR_MIN_SKILL_R")
     monitor_min_rated_essays: int = Field(default=30, alias="HULEEDU_MONITOR_MIN_RATED_ESSAYS")
+
+    # Input limits, applied by `import-csv` and the ingest assets: an essay longer than this is
+    # quarantined (the real sets' longest is ~6,000 characters; 5 MB costs ~12 minutes of
+    # embedding per run), and so is a timestamp later than now by more than the skew.
+    max_essay_chars: int = Field(default=50_000, ge=1, alias="HULEEDU_MAX_ESSAY_CHARS")
+    max_future_skew_seconds: float = Field(
+        default=300.0, ge=0, alias="HULEEDU_MAX_FUTURE_SKEW_SECONDS"
+    )
+
+    @property
+    def max_future_skew(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.max_future_skew_seconds)
 
     @property
     def home(self) -> Path:

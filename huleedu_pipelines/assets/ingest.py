@@ -4,6 +4,7 @@ Each asset reads its tables through the warehouse resource, sends rows that brea
 `quarantine` (with the rule and a sentence saying what is wrong), and passes the good rows on.
 """
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +18,14 @@ from huleedu_pipelines.domain.validation import (
     band_problem,
     comparison_problem,
     essay_text_problem,
+    future_timestamp_problem,
     grade_problem,
+    normalise_student_id,
     rating_problem,
     unknown_essay_problem,
 )
 from huleedu_pipelines.resources import WarehouseResource
+from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.loading import source_key
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import (
@@ -94,7 +98,25 @@ def raw_essays(
     )
     with engine.connect() as connection:
         frame = read_frame(connection, query.order_by(essays.c.essay_id))
-    good, entries = split_valid_rows(frame, essays, lambda row: essay_text_problem(row["text"]))
+    # Rows already in the warehouse may carry " S0032" and "s0032": one student for splits.
+    frame = frame.with_columns(
+        pl.Series(
+            "student_id",
+            [normalise_student_id(s) for s in frame["student_id"].to_list()],
+            dtype=pl.String,
+        )
+    )
+    settings = get_settings()
+    now, skew = dt.datetime.now(dt.UTC), settings.max_future_skew
+
+    def essay_problem(row: dict[str, Any]) -> Problem | None:
+        return (
+            essay_text_problem(row["text"], max_chars=settings.max_essay_chars)
+            or future_timestamp_problem("submitted_at", row["submitted_at"], now, skew)
+            or future_timestamp_problem("updated_at", row["updated_at"], now, skew)
+        )
+
+    good, entries = split_valid_rows(frame, essays, essay_problem)
     quarantine_metadata = _quarantine_and_report(context, warehouse, entries)
     return dg.Output(good, metadata=frame_metadata(good) | quarantine_metadata)
 
@@ -116,19 +138,31 @@ def raw_labels(
     with warehouse.migrated_engine().connect() as connection:
         tables = _label_rows(connection)
 
-    def essay_then(rule: Callable[[dict[str, Any]], Problem | None]):
-        return lambda row: unknown_essay_problem(row["essay_id"], known) or rule(row)
+    now, skew = dt.datetime.now(dt.UTC), get_settings().max_future_skew
+
+    def essay_then(rule: Callable[[dict[str, Any]], Problem | None], timestamp: str):
+        # A label dated in the future would become the watermark and hide every later label
+        # from `new_labels_sensor`, so it is quarantined like any other bad value.
+        return lambda row: (
+            unknown_essay_problem(row["essay_id"], known)
+            or rule(row)
+            or future_timestamp_problem(timestamp, row[timestamp], now, skew)
+        )
 
     grades, bad_grades = split_valid_rows(
-        tables["teacher_grades"], teacher_grades, essay_then(lambda r: grade_problem(r["grade"]))
+        tables["teacher_grades"],
+        teacher_grades,
+        essay_then(lambda r: grade_problem(r["grade"]), "graded_at"),
     )
     bands, bad_bands = split_valid_rows(
-        tables["ielts_scores"], ielts_scores, essay_then(lambda r: band_problem(r["band"]))
+        tables["ielts_scores"],
+        ielts_scores,
+        essay_then(lambda r: band_problem(r["band"]), "scored_at"),
     )
     ratings, bad_ratings = split_valid_rows(
         tables["skill_ratings"],
         skill_ratings,
-        essay_then(lambda r: rating_problem(r["skill"], r["rating"])),
+        essay_then(lambda r: rating_problem(r["skill"], r["rating"]), "rated_at"),
     )
     labels = pl.concat(
         [

@@ -4,8 +4,10 @@ is judged the same way wherever it enters."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from huleedu_pipelines.domain.grades import SWEDISH_GRADES, is_swedish_grade
@@ -39,7 +41,10 @@ def decode_text(value: object) -> tuple[str | None, Problem | None]:
     return None, Problem("text_not_string", f"text is a {type(value).__name__}, not a string")
 
 
-def essay_text_problem(text: object) -> Problem | None:
+def essay_text_problem(text: object, max_chars: int | None = None) -> Problem | None:
+    """Why `text` cannot be graded: empty, control characters, longer than `max_chars` (a
+    multi-megabyte essay costs minutes of embedding in every run), or no letter at all
+    (punctuation, digits, emoji or zero-width spaces only)."""
     decoded, problem = decode_text(text)
     if problem is not None:
         return problem
@@ -51,7 +56,48 @@ def essay_text_problem(text: object) -> Problem | None:
             "control_characters",
             f"essay text contains control character {match.group()!r} at offset {match.start()}",
         )
+    if max_chars is not None and len(decoded) > max_chars:
+        return Problem(
+            "text_too_long",
+            f"essay text has {len(decoded):,} characters, more than the limit of {max_chars:,} "
+            "(HULEEDU_MAX_ESSAY_CHARS); split or shorten it, or raise the limit",
+        )
+    if not any(unicodedata.category(char).startswith("L") for char in decoded):
+        return Problem(
+            "no_letters",
+            "essay text has no letters (only punctuation, digits, symbols or invisible "
+            "characters), so there is nothing to grade",
+        )
     return None
+
+
+def normalise_student_id(value: object) -> str | None:
+    """The id students are grouped by: trimmed and case-folded, so ``S0032``, ``s0032 `` and
+    ``s0032`` are one student (and cannot land on both sides of a train/test split).
+    Blank ids are None: such essays are grouped on their own."""
+    if value is None:
+        return None
+    text = str(value).strip().casefold()
+    return text or None
+
+
+def future_timestamp_problem(
+    column: str, value: dt.datetime | None, now: dt.datetime, tolerance: dt.timedelta
+) -> Problem | None:
+    """A timestamp later than `now` + `tolerance` is a broken clock or a typo (a label dated
+    2099 would otherwise become the newest label for ever)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    if value <= now + tolerance:
+        return None
+    return Problem(
+        "timestamp_in_future",
+        f"{column} {value.isoformat()} is later than now ({now.isoformat(timespec='seconds')}) "
+        f"by more than the tolerance of {tolerance} (HULEEDU_MAX_FUTURE_SKEW_SECONDS); fix the "
+        "clock or the date at the source",
+    )
 
 
 def grade_problem(grade: object) -> Problem | None:

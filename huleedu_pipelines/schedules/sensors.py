@@ -12,6 +12,9 @@ already in that snapshot.
   quarantine count too (telling them apart here would mean repeating ingest's rules in SQL).
 - A label written late with a timestamp at or before the watermark is never new; the weekly
   retrain picks it up.
+- A label dated later than now by more than `HULEEDU_MAX_FUTURE_SKEW_SECONDS` is not counted
+  (ingest quarantines it), so one label dated 2099 cannot keep the count up for ever or, as
+  the watermark, hide every label after it.
 """
 
 from __future__ import annotations
@@ -53,10 +56,16 @@ class RetrainTriggerResource(dg.ConfigurableResource):
     """When new labels are worth a retrain (`HULEEDU_RETRAIN_MIN_NEW_LABELS`, default 100)."""
 
     min_new_labels: int = Field(ge=1, description="New labels needed to request a training run.")
+    max_future_skew_seconds: float = Field(
+        ge=0, description="Labels dated later than now by more than this are not counted."
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrainTriggerResource:
-        return cls(min_new_labels=settings.retrain_min_new_labels)
+        return cls(
+            min_new_labels=settings.retrain_min_new_labels,
+            max_future_skew_seconds=settings.max_future_skew_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -168,14 +177,19 @@ def last_training_watermark(instance: dg.DagsterInstance) -> TrainingWatermark:
         cursor = runs[-1].run_id
 
 
-def count_labels_after(connection: sa.Connection, watermark: dt.datetime | None) -> dict[str, int]:
-    """Labels per table with a timestamp after `watermark` (every label when it is None), in
-    one round trip of COUNTs."""
+def count_labels_after(
+    connection: sa.Connection, watermark: dt.datetime | None, until: dt.datetime | None = None
+) -> dict[str, int]:
+    """Labels per table with a timestamp after `watermark` (every label when it is None) and
+    not after `until` (future-dated labels are ingest's to quarantine), in one round trip of
+    COUNTs."""
     counts = []
     for column in LABEL_TIMESTAMPS:
         query = sa.select(sa.func.count()).select_from(column.table)
         if watermark is not None:
             query = query.where(column > watermark)
+        if until is not None:
+            query = query.where(sa.or_(column.is_(None), column <= until))
         counts.append(query.scalar_subquery().label(column.table.name))
     row = connection.execute(sa.select(*counts)).one()
     return {name: int(value) for name, value in row._mapping.items()}
@@ -204,7 +218,10 @@ def new_labels_sensor(
     requested = SensorCursor.loads(context.cursor)
     basis = last_training_watermark(context.instance)
     with warehouse.migrated_engine().connect() as connection:
-        by_table = count_labels_after(connection, basis.watermark)
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(
+            seconds=retrain_trigger.max_future_skew_seconds
+        )
+        by_table = count_labels_after(connection, basis.watermark, until)
     new_labels = sum(by_table.values())
     threshold = retrain_trigger.min_new_labels
     counted = (

@@ -92,7 +92,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {_json_safe(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     try:
@@ -113,8 +113,9 @@ def write_quarantine(
     rows = [
         {
             "source_table": entry.source_table,
-            "source_key": entry.source_key[:512],
-            "reason": entry.reason,
+            # A key or reason can quote the bad value itself; PostgreSQL refuses NUL in text.
+            "source_key": _json_safe(entry.source_key)[:512],
+            "reason": _json_safe(entry.reason),
             "payload": _json_safe(dict(entry.payload)) if entry.payload is not None else None,
             "detected_at": now,
             "run_id": run_id,

@@ -1,5 +1,8 @@
 """Layer 3: the ingest and label groups materialized over a generated warehouse with bad rows."""
 
+import datetime as dt
+
+import dagster as dg
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -7,7 +10,7 @@ import sqlalchemy as sa
 from huleedu_pipelines.demo_data.generator import generate_demo_warehouse
 from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
 from huleedu_pipelines.domain import SWEDISH_GRADES, cefr_from_band
-from huleedu_pipelines.warehouse.tables import quarantine
+from huleedu_pipelines.warehouse.tables import essays, ielts_scores, quarantine
 
 N_ESSAYS = 300
 BAD_ROWS = 22
@@ -135,3 +138,75 @@ def test_a_bad_label_check_fails_and_names_the_values(
     assert not result.passed
     assert "G" in result.metadata["failures"].value
     assert "6.25" in result.metadata["failures"].value
+
+
+def test_ingest_normalises_student_ids_and_quarantines_what_cannot_be_graded(
+    warehouse: sa.Engine, warehouse_url: str, materialize_groups, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the platform wrote directly: ids as they came, one label dated 2099."""
+    monkeypatch.setenv("HULEEDU_MAX_ESSAY_CHARS", "200")
+    now = dt.datetime.now(dt.UTC)
+    past = now - dt.timedelta(days=3)
+    future = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+    def essay(essay_id: str, student_id: str | None, text: str, at: dt.datetime = past) -> dict:
+        return {
+            "essay_id": essay_id,
+            "student_id": student_id,
+            "source": "platform",
+            "text": text,
+            "submitted_at": at,
+            "updated_at": at,
+        }
+
+    with warehouse.begin() as connection:
+        connection.execute(
+            sa.insert(essays),
+            [
+                essay("e1", "s0032", "An essay about the sea."),
+                essay("e2", "s0032 ", "An essay about rivers."),
+                essay("e3", "S0032", "An essay about lakes."),
+                essay("e4", "S0033", "An essay about hills."),
+                essay("long", "s1", "word " * 41),
+                essay("emoji", "s1", "\U0001f600\U0001f600\u200b"),
+                essay("later", "s1", "An essay from the future.", future),
+            ],
+        )
+        connection.execute(
+            sa.insert(ielts_scores),
+            [
+                {"essay_id": "e1", "band": 6.0, "scored_at": past},
+                {"essay_id": "e2", "band": 7.0, "scored_at": past + dt.timedelta(hours=1)},
+                {"essay_id": "e3", "band": 5.0, "scored_at": future},
+                {"essay_id": "e4", "band": 5.5, "scored_at": now + dt.timedelta(seconds=30)},
+            ],
+        )
+    result = materialize_groups(warehouse_url, "ingest")
+    assert result.success
+
+    raw = load_output(result, "raw_essays")
+    assert dict(zip(raw["essay_id"], raw["student_id"], strict=True)) == {
+        "e1": "s0032",
+        "e2": "s0032",
+        "e3": "s0032",
+        "e4": "s0033",
+    }
+    labels = load_output(result, "raw_labels")
+    assert sorted(labels["essay_id"]) == ["e1", "e2", "e4"]
+    watermark = next(
+        event.materialization.metadata["label_watermark"].value
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey("raw_labels")
+    )
+    assert dt.datetime.fromisoformat(watermark) < now + dt.timedelta(minutes=5)
+    with warehouse.connect() as connection:
+        rules = {
+            (row.source_table, row.source_key): row.reason.split(":", 1)[0]
+            for row in connection.execute(sa.select(quarantine))
+        }
+    assert rules == {
+        ("essays", "long"): "text_too_long",
+        ("essays", "emoji"): "no_letters",
+        ("essays", "later"): "timestamp_in_future",
+        ("ielts_scores", "e3"): "timestamp_in_future",
+    }

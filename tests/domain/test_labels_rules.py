@@ -1,3 +1,4 @@
+import datetime as dt
 import math
 
 import pytest
@@ -16,7 +17,9 @@ from huleedu_pipelines.domain.validation import (
     band_problem,
     comparison_problem,
     essay_text_problem,
+    future_timestamp_problem,
     grade_problem,
+    normalise_student_id,
     rating_problem,
 )
 
@@ -96,3 +99,60 @@ def test_rules_name_the_problem() -> None:
     assert comparison_problem("a", "zz", "a", known).rule == "unknown_essay_reference"
     assert comparison_problem("a", "b", "c", known).rule == "winner_not_in_pair"
     assert comparison_problem("a", "b", "b", known) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("s0032", "s0032"),
+        ("s0032 ", "s0032"),
+        ("S0032", "s0032"),
+        ("\tS0032\n", "s0032"),
+        ("STRASSE", "strasse"),
+        ("Straße", "strasse"),  # case folding, not only lower-casing
+        (32, "32"),
+        ("   ", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_student_ids_are_trimmed_and_case_folded(raw: object, normalised: str | None) -> None:
+    assert normalise_student_id(raw) == normalised
+
+
+@pytest.mark.parametrize(
+    "text", ["...!!!", "\u200b\u200b\u200b", "\U0001f600\U0001f44d", "42 + 17 = 59", "— – …"]
+)
+def test_text_without_letters_is_not_graded(text: str) -> None:
+    assert essay_text_problem(text).rule == "no_letters"
+
+
+@pytest.mark.parametrize("text", ["Ja.", "É", "日本語の作文", "x 1 2 3"])
+def test_one_letter_in_any_script_is_enough(text: str) -> None:
+    assert essay_text_problem(text) is None
+
+
+def test_essay_length_limit_is_inclusive() -> None:
+    assert essay_text_problem("a" * 10, max_chars=10) is None
+    problem = essay_text_problem("a" * 11, max_chars=10)
+    assert problem.rule == "text_too_long"
+    assert "11 characters" in problem.detail and "limit of 10" in problem.detail
+    assert essay_text_problem("a" * 11) is None  # no limit given
+
+
+def test_future_timestamps_beyond_the_tolerance_are_problems() -> None:
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    tolerance = dt.timedelta(minutes=5)
+    assert future_timestamp_problem("graded_at", None, now, tolerance) is None
+    assert future_timestamp_problem("graded_at", now + tolerance, now, tolerance) is None
+    assert (
+        future_timestamp_problem("graded_at", now - dt.timedelta(days=900), now, tolerance) is None
+    )
+    late = future_timestamp_problem(
+        "graded_at", now + tolerance + dt.timedelta(seconds=1), now, tolerance
+    )
+    assert late.rule == "timestamp_in_future" and "graded_at 2026-11-30T12:05:01" in late.detail
+    naive_2099 = dt.datetime(2099, 1, 1)
+    assert future_timestamp_problem("rated_at", naive_2099, now, tolerance).rule == (
+        "timestamp_in_future"
+    )

@@ -187,6 +187,22 @@ def test_before_any_training_every_label_counts_and_one_run_is_requested(
     )
 
 
+def test_labels_dated_beyond_the_future_tolerance_are_not_counted(
+    evaluate, warehouse: sa.Engine
+) -> None:
+    """A label dated 2099 neither fills the count nor, via ingest, becomes the watermark."""
+    now = dt.datetime.now(dt.UTC)
+    add_labels(warehouse, teacher_grades, [T0, T0, now + dt.timedelta(seconds=60)])
+    add_labels(warehouse, ielts_scores, [dt.datetime(2099, 1, 1, tzinfo=dt.UTC)])
+    add_labels(warehouse, skill_ratings, [now + dt.timedelta(days=2), T0])
+    tick = evaluate()
+    assert tick.run_requests == []
+    assert tick.skip_message == (
+        "4 new labels after watermark none "
+        "(teacher_grades 3, ielts_scores 0, skill_ratings 1; threshold 5)"
+    )
+
+
 def test_only_labels_after_the_last_successful_training_count(
     evaluate, instance: dg.DagsterInstance, warehouse: sa.Engine, warehouse_url: str, tmp_path
 ) -> None:
