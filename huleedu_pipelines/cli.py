@@ -1,4 +1,4 @@
-"""The `huleedu-pipelines` command line (DESIGN.md §8)."""
+"""The `huleedu-pipelines` command line."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def seed_demo(
 
 @app.command("import-csv")
 def import_csv_command(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file.")],
+    path: Annotated[Path, typer.Argument(help="CSV file.")],  # unreadable: one error line
     source: Annotated[str, typer.Option("--source", help="Source name stored with each essay.")],
 ) -> None:
     """Import essays and labels from a CSV (required column `essay`; IELTS layout accepted)."""
@@ -82,51 +82,98 @@ def import_csv_command(
         typer.echo(f"  quarantined {entry.source_table} {entry.source_key}: {entry.reason}")
 
 
-@app.command()
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_GATES_BLOCKED = 3
+EXIT_TRAINING_IN_PROGRESS = 4
+
+TRAINING_EXIT_CODES = (
+    "Exit codes: 0 trained and promoted (or nothing to promote); 1 a step failed or crashed; "
+    "3 promotion gates blocked the new models (each failed gate is printed with model, value "
+    "and threshold; no champion moved); 4 another training run holds this home and --no-wait "
+    "was given."
+)
+"""The exit codes of `train` and `demo`, shown in their --help."""
+
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="If another training run is in progress on this home, exit with code 4 instead "
+        "of waiting for it to finish.",
+    ),
+]
+
+
+def _train(settings, no_wait: bool):
+    """One in-process training_job run; waits for (or refuses on) a training in progress."""
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.runner import RunInProgressError, dagster_instance, run_job
+
+    try:
+        return run_job(
+            build_definitions(settings),
+            "training_job",
+            dagster_instance(settings),
+            settings,
+            wait=not no_wait,
+            on_wait=lambda message: typer.echo(message, err=True),
+        )
+    except RunInProgressError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_TRAINING_IN_PROGRESS) from error
+
+
+def _exit_on_failed_training(summary) -> None:
+    """Exit 3 when only promotion gates failed (one line per gate on stderr), 1 otherwise."""
+    if summary.success:
+        return
+    if summary.blocked_by_gates:
+        for line in summary.gate_failures:
+            typer.echo(f"promotion blocked: {line}", err=True)
+        raise typer.Exit(EXIT_GATES_BLOCKED)
+    raise typer.Exit(EXIT_FAILED)
+
+
+@app.command(epilog=TRAINING_EXIT_CODES)
 def demo(
     essays: EssaysOption = 2000,
     seed: SeedOption = 7,
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 20,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Seed the demo warehouse, train, validate and promote, then backfill the scoring of
     every essay with the champions, all in-process (no servers needed)."""
-    from huleedu_pipelines.definitions import build_definitions
-    from huleedu_pipelines.runner import dagster_instance, run_job
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
     _seed(essays, seed, as_of.date() if as_of else _today(), bad_rows)
-    summary = run_job(
-        build_definitions(settings), "training_job", dagster_instance(settings), settings
-    )
+    summary = _train(settings, no_wait)
     typer.echo(summary.render())
-    if summary.success:
-        typer.echo("\nscoring every essay with the champion models (backfill):")
-        summary = _score(settings, _yesterday(), backfill=True)
-        typer.echo(summary.render())
+    _exit_on_failed_training(summary)
+    typer.echo("\nscoring every essay with the champion models (backfill):")
+    summary = _score(settings, _yesterday(), backfill=True)
+    typer.echo(summary.render())
     typer.echo(
         f"\nDagster UI: DAGSTER_HOME={settings.resolved_dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
     )
     if not summary.success:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
-def train() -> None:
-    """Run the training job in-process on the configured instance (no UI needed)."""
-    from huleedu_pipelines.definitions import build_definitions
-    from huleedu_pipelines.runner import dagster_instance, run_job
+@app.command(epilog=TRAINING_EXIT_CODES)
+def train(no_wait: NoWaitOption = False) -> None:
+    """Run the training job in-process on the configured instance (no UI needed).
+
+    One training runs at a time per home: a second `train` waits for the first to finish
+    (or, with --no-wait, exits with code 4)."""
     from huleedu_pipelines.settings import get_settings
 
-    settings = get_settings()
-    summary = run_job(
-        build_definitions(settings), "training_job", dagster_instance(settings), settings
-    )
+    summary = _train(get_settings(), no_wait)
     typer.echo(summary.render())
-    if not summary.success:
-        raise typer.Exit(1)
+    _exit_on_failed_training(summary)
 
 
 def _yesterday() -> dt.date:
@@ -186,12 +233,28 @@ HEADLINE_METRICS = ("test_qwk", "test_adjacent_agreement", "test_mae", "test_roc
 
 
 def _registry():
-    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    """Settings and the registry, after checking that an embedded store exists: opening a
+    missing SQLite store would create an empty one (and the home) instead of saying so."""
+    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource, sqlite_database
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
+    uri = settings.resolved_mlflow_tracking_uri
+    database = sqlite_database(uri)
+    if database is not None and not database.is_file():
+        where = (
+            f"{settings.home} does not exist"
+            if not settings.home.exists()
+            else f"{database} does not exist"
+        )
+        typer.echo(
+            f"error: no model registry here: {where}; run `make demo` or "
+            "`huleedu-pipelines train` first (or set HULEEDU_HOME / MLFLOW_TRACKING_URI)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
     return settings, MlflowRegistryResource(
-        tracking_uri=settings.resolved_mlflow_tracking_uri,
+        tracking_uri=uri,
         artifact_location=None
         if settings.mlflow_tracking_uri
         else settings.mlflow_artifact_root.as_uri(),
@@ -214,21 +277,56 @@ def registry_list() -> None:
             typer.echo(f"  v{version['version']:<4} {aliases:<20} {verdict:<14} {figures}")
 
 
-def _validate(name: str, version: str, registry, settings):
+def _known_model(name: str) -> str:
+    """`name` if it is a HuleEdu model; else one line on stderr and exit 2 (before any
+    registry call, so a mistyped name never reaches the store)."""
+    from huleedu_pipelines.modeling.names import ALL_MODELS
+
+    if name not in ALL_MODELS:
+        typer.echo(
+            f"error: {name!r} is not a HuleEdu model; the models are {', '.join(ALL_MODELS)}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return name
+
+
+def _known_version(registry, name: str, version: str) -> str:
+    """`version` if `name` has it registered; else one line on stderr and exit 2."""
+    from huleedu_pipelines.resources.mlflow_registry import ModelVersionNotFoundError
+
+    if not version.isascii() or not version.isdigit():
+        typer.echo(f"error: version must be a number such as 3, not {version!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        registry.get_version_by_number(name, version)
+    except ModelVersionNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from error
+    return version
+
+
+def _holdout_or_exit(settings):
+    from huleedu_pipelines.validation import Holdout
+
+    try:
+        return Holdout.from_storage(settings.storage_dir)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from error
+
+
+def _validate(name: str, version: str, registry, settings, holdout):
     """Gates for one version on the last training run's holdout, against today's champion."""
     from huleedu_pipelines.modeling.names import CHAMPION
     from huleedu_pipelines.resources.validation import ValidationResource
     from huleedu_pipelines.validation import (
-        Holdout,
         feature_matrix,
         load_registered_bundle,
         measure_serving_latency,
-        model_kind,
         validate_version,
     )
 
-    model_kind(name)
-    holdout = Holdout.from_storage(settings.storage_dir)
     bundle = load_registered_bundle(registry, name, version)
     champion_ref = registry.get_version(name, CHAMPION)
     champion = None
@@ -256,8 +354,11 @@ def _validate(name: str, version: str, registry, settings):
 @registry_app.command("compare")
 def registry_compare(name: str, first: str, second: str) -> None:
     """Two versions' metrics side by side on the same holdout essays."""
+    _known_model(name)
     settings, registry = _registry()
-    results = [_validate(name, version, registry, settings) for version in (first, second)]
+    versions = [_known_version(registry, name, version) for version in (first, second)]
+    holdout = _holdout_or_exit(settings)
+    results = [_validate(name, version, registry, settings, holdout) for version in versions]
     typer.echo(f"{'metric':<28} {'v' + first:>12} {'v' + second:>12} {'delta':>10}")
     for metric in results[0].metrics:
         a, b = results[0].metrics[metric], results[1].metrics.get(metric, float("nan"))
@@ -273,19 +374,24 @@ def registry_promote(
     force: Annotated[bool, typer.Option(help="Promote even if gates fail.")] = False,
     reason: Annotated[str, typer.Option(help="Why (required with --force).")] = "",
 ) -> None:
-    """Run the gates on VERSION and make it champion if they pass (or with --force)."""
+    """Run the gates on VERSION and make it champion if they pass (or with --force).
+
+    Exit codes: 0 promoted (or already champion); 2 unknown model or version; 3 a gate
+    failed and --force was not given."""
     from huleedu_pipelines.validation import move_champion
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
     if force and not reason.strip():
         typer.echo("error: --force needs --reason TEXT, which is recorded", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
+    _known_model(name)
     settings, registry = _registry()
-    result = _validate(name, version, registry, settings)
+    _known_version(registry, name, version)
+    result = _validate(name, version, registry, settings, _holdout_or_exit(settings))
     typer.echo(result.verdict)
     if not result.passed and not force:
         typer.echo(f"not promoted; report: {result.report_path}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_GATES_BLOCKED)
     engine = cached_engine(settings.resolved_warehouse_url)
     migrate(engine)
     recorded = (
@@ -313,6 +419,7 @@ def registry_rollback(name: str) -> None:
     from huleedu_pipelines.validation import PromotionError, rollback_champion
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
+    _known_model(name)
     settings, registry = _registry()
     engine = cached_engine(settings.resolved_warehouse_url)
     migrate(engine)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
 
+from huleedu_pipelines.jobs import CONCURRENCY_GROUP_TAG
 from huleedu_pipelines.settings import Settings
 from huleedu_pipelines.warehouse.engine import cached_engine
 from huleedu_pipelines.warehouse.tables import quarantine
@@ -16,19 +21,61 @@ from huleedu_pipelines.warehouse.writes import rule_of
 
 EMBEDDED_INSTANCE_YAML = """\
 # Embedded Dagster instance: run and event storage are SQLite files in this folder.
+# Runs launched from the UI, schedules and sensors queue; one training run at a time.
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: huleedu/concurrency_group
+        value: training
+        limit: 1
+# A run whose worker died (a restarted `dagster dev`) is marked failed after the limit.
+run_monitoring:
+  enabled: true
+  max_runtime_seconds: 14400
+# A failed nightly run is retried (nightly_inference_job's tag dagster/max_retries).
+run_retries:
+  enabled: true
+  max_retries: 0
 telemetry:
   enabled: false
 """
 
+GATE_CHECK_PREFIX = "gate_"
+"""Promotion gates are the asset checks named `gate_<gate>` (assets/validation_checks.py)."""
+
+
+PREVIOUS_EMBEDDED_INSTANCE_YAMLS = (
+    """\
+# Embedded Dagster instance: run and event storage are SQLite files in this folder.
+telemetry:
+  enabled: false
+""",
+)
+"""Instance configs earlier releases wrote; a home still holding one gets the current one."""
+
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME, so `dagster dev` shows the same runs."""
+    """The persistent instance under DAGSTER_HOME, so `dagster dev` shows the same runs.
+
+    Opened under a file lock (`DAGSTER_HOME/.instance.lock`): the first open creates the
+    SQLite storages, and two commands doing that at once (two `train` on a new home) both
+    create the same tables and one fails.
+    """
+    import fcntl
+
     home = settings.resolved_dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(EMBEDDED_INSTANCE_YAML)
-    return dg.DagsterInstance.from_config(str(home))
+    with (home / ".instance.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            config = home / "dagster.yaml"
+            if not config.exists() or config.read_text() in PREVIOUS_EMBEDDED_INSTANCE_YAMLS:
+                config.write_text(EMBEDDED_INSTANCE_YAML)
+            instance = dg.DagsterInstance.from_config(str(home))
+            instance.get_runs_count()  # creates the run storage's tables if new
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return instance
 
 
 @dataclass
@@ -41,6 +88,11 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scoring: dict[str, float] = field(default_factory=dict)
+    gate_failures: list[str] = field(default_factory=list)
+    """One line per failed promotion gate: gate, then each failing model with value and
+    threshold (the check's description)."""
+    blocked_by_gates: bool = False
+    """The run failed only because promotion gates failed: nothing crashed, no champion moved."""
 
     def render(self) -> str:
         lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
@@ -57,6 +109,9 @@ class RunSummary:
             )
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"failure: {failure}" for failure in self.failures]
+        if self.blocked_by_gates:
+            lines.append("promotion blocked by gates (no champion moved):")
+            lines += [f"  {line}" for line in self.gate_failures]
         return "\n".join(lines)
 
 
@@ -64,6 +119,56 @@ def quarantine_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as connection:
         reasons = connection.execute(sa.select(quarantine.c.reason)).scalars().all()
     return dict(Counter(rule_of(reason) for reason in reasons))
+
+
+class RunInProgressError(RuntimeError):
+    """Another run of the same concurrency group is executing on this home."""
+
+
+@contextmanager
+def concurrency_lock(
+    settings: Settings,
+    group: str,
+    *,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[Path]:
+    """Hold `<HULEEDU_HOME>/locks/<group>.lock` while a run of `group` executes in-process.
+
+    The in-process twin of the instance's `tag_concurrency_limits`: a second run waits for
+    the first (telling `on_wait` who holds the lock), or with `wait=False` raises
+    `RunInProgressError`. The operating system releases the lock when its holder exits,
+    however it ends, so a killed run never leaves it held.
+    """
+    import fcntl
+
+    path = settings.home / "locks" / f"{group}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "holder unknown"
+            message = f"another {group} run is in progress on {settings.home} ({holder})"
+            if not wait:
+                raise RunInProgressError(
+                    f"{message}; wait for it to finish, or run without --no-wait to queue"
+                ) from None
+            if on_wait is not None:
+                on_wait(f"{message}; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        try:
+            yield path
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_job(
@@ -74,13 +179,90 @@ def run_job(
     partition_key: str | None = None,
     log_level: str = "INFO",
     op_config: dict[str, dict] | None = None,
+    *,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Execute a job in this process and collect rows per asset, check results and quarantine.
 
     `op_config` maps an asset (op) name to its config, e.g. `{"inference_features":
-    {"backfill": True}}`.
+    {"backfill": True}}`. A job tagged `huleedu/concurrency_group` runs under that group's
+    lock (`concurrency_lock`), and after any run of the group the daemon launched on this
+    instance: with `wait` it waits for them; without, `RunInProgressError` is raised and
+    nothing runs.
     """
     job = defs.resolve_job_def(job_name)
+    group = job.tags.get(CONCURRENCY_GROUP_TAG)
+    if group is None:
+        return _execute(job, instance, settings, partition_key, log_level, op_config)
+    with concurrency_lock(settings, group, wait=wait, on_wait=on_wait):
+        _wait_for_launched_runs(instance, group, wait=wait, on_wait=on_wait)
+        return _execute(job, instance, settings, partition_key, log_level, op_config)
+
+
+IN_PROCESS_TAG = "huleedu/in_process"
+"""Marks runs started by `run_job`, which the lock (not the instance) keeps apart."""
+LAUNCHED_RUN_POLL_SECONDS = 10.0
+
+
+def _launched_runs_in_progress(instance: dg.DagsterInstance, group: str) -> list[str]:
+    """Runs of `group` the daemon launched (UI, schedule, sensor) that are executing now.
+
+    In-process runs are left out: under the lock none of them is alive, so one still
+    recorded as started is a run whose process was killed.
+    """
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            tags={CONCURRENCY_GROUP_TAG: group},
+            statuses=[
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+        )
+    )
+    return [
+        record.dagster_run.run_id
+        for record in records
+        if IN_PROCESS_TAG not in record.dagster_run.tags
+    ]
+
+
+def _wait_for_launched_runs(
+    instance: dg.DagsterInstance,
+    group: str,
+    *,
+    wait: bool,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """The other half of one-run-at-a-time: the queue holds a launched run while an
+    in-process run is started (it counts the run's tag); here an in-process run waits for
+    (or, without `wait`, refuses next to) a launched one."""
+    import time
+
+    running = _launched_runs_in_progress(instance, group)
+    told = False
+    while running:
+        message = (
+            f"{group} run {', '.join(running)} (launched by the Dagster daemon) is in progress"
+        )
+        if not wait:
+            raise RunInProgressError(f"{message}; wait for it to finish, or run without --no-wait")
+        if on_wait is not None and not told:
+            on_wait(f"{message}; waiting for it to finish")
+            told = True
+        time.sleep(LAUNCHED_RUN_POLL_SECONDS)
+        running = _launched_runs_in_progress(instance, group)
+
+
+def _execute(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    partition_key: str | None,
+    log_level: str,
+    op_config: dict[str, dict] | None,
+) -> RunSummary:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if op_config:
         run_config["ops"] = {name: {"config": config} for name, config in op_config.items()}
@@ -89,6 +271,7 @@ def run_job(
         partition_key=partition_key,
         raise_on_error=False,
         run_config=run_config,
+        tags={IN_PROCESS_TAG: "true"},
     )
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
@@ -104,12 +287,37 @@ def run_job(
         for key in ("essays_scored", "essays_skipped_unchanged", "essays_per_second"):
             if key in materialization.metadata and name == "essay_grade_predictions":
                 summary.scoring[key] = materialization.metadata[key].value
-    for evaluation in result.get_asset_check_evaluations():
+    failed_checks_by_step: dict[str, list[str]] = {}
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.asset_check_evaluation_data
         key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary.checks[key] = evaluation.passed
+        if not evaluation.passed:
+            failed_checks_by_step.setdefault(event.step_key or "", []).append(evaluation.check_name)
+            if evaluation.check_name.startswith(GATE_CHECK_PREFIX):
+                gate = evaluation.check_name.removeprefix(GATE_CHECK_PREFIX)
+                summary.gate_failures.append(f"gate {gate}: {evaluation.description or key}")
+    blocked_by_checks_only = True
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            summary.failures.append(f"{event.step_key}: {event.step_failure_data.error.message}")
+            error = event.step_failure_data.error
+            # A raising asset's message only names the op; the cause says what went wrong.
+            cause = f" ({error.cause.message.strip()})" if error.cause else ""
+            summary.failures.append(f"{event.step_key}: {error.message.strip()}{cause}")
+            failed_checks = failed_checks_by_step.get(event.step_key or "", [])
+            blocked_by_checks_only &= (
+                error.cls_name == "DagsterAssetCheckFailedError"
+                and bool(failed_checks)
+                and all(name.startswith(GATE_CHECK_PREFIX) for name in failed_checks)
+            )
+    summary.blocked_by_gates = (
+        not result.success
+        and bool(summary.failures)
+        and bool(summary.gate_failures)
+        and blocked_by_checks_only
+    )
     summary.quarantined_by_rule = quarantine_counts(cached_engine(settings.resolved_warehouse_url))
     return summary
 

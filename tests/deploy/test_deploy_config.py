@@ -516,3 +516,115 @@ def test_production_instance_records_runs_in_postgres(
         engine.dispose()
     assert status == "SUCCESS"
     assert materializations == 1
+
+
+# -- run queue rules, run monitoring and retries --------------------------------------------
+
+EMBEDDED_DAGSTER_YAML = REPO / "dagster.yaml"
+
+
+def test_embedded_instance_config_is_the_one_the_runner_writes() -> None:
+    from huleedu_pipelines.runner import EMBEDDED_INSTANCE_YAML
+
+    assert yaml.safe_load(EMBEDDED_DAGSTER_YAML.read_text()) == yaml.safe_load(
+        EMBEDDED_INSTANCE_YAML
+    )
+
+
+def test_job_tags_match_the_instance_rules(home: Path) -> None:
+    """The queue limit is keyed on the tag training_job carries; retries come from job tags."""
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.jobs import CONCURRENCY_GROUP_TAG
+    from huleedu_pipelines.settings import get_settings
+
+    defs = build_definitions(get_settings())
+    training = defs.resolve_job_def("training_job").tags
+    nightly = defs.resolve_job_def("nightly_inference_job").tags
+    assert training["dagster/max_retries"] == "0"
+    assert int(nightly["dagster/max_retries"]) >= 1
+    assert CONCURRENCY_GROUP_TAG not in nightly
+    for path in (DAGSTER_YAML, EMBEDDED_DAGSTER_YAML):
+        config = yaml.safe_load(path.read_text())
+        limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+        assert {
+            "key": CONCURRENCY_GROUP_TAG,
+            "value": training[CONCURRENCY_GROUP_TAG],
+            "limit": 1,
+        } in (limits), path.name
+        assert config["run_monitoring"]["enabled"] is True, path.name
+        assert config["run_monitoring"]["max_runtime_seconds"] > 0, path.name
+        assert config["run_retries"] == {"enabled": True, "max_retries": 0}, path.name
+
+
+def _queued_run(instance, defs, job_name: str, status):
+    """A run as the UI, a schedule or a sensor submits it: the job's tags, a code location."""
+    import dagster as dg
+    from dagster._core.remote_origin import (
+        GrpcServerCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.utils import make_new_run_id
+
+    location = GrpcServerCodeLocationOrigin(host="code-server", port=4000, location_name="huleedu")
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=location, repository_name="__repository__"
+        ),
+        job_name=job_name,
+    )
+    run = dg.DagsterRun(
+        job_name=job_name,
+        run_id=make_new_run_id(),
+        status=status,
+        tags=dict(defs.resolve_job_def(job_name).tags),
+        remote_job_origin=origin,
+    )
+    return instance.add_run(run)
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
+def test_the_queue_holds_a_second_training_until_the_first_ends(
+    store: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request
+) -> None:
+    """The daemon's own dequeue step on each instance config: while a training run is in
+    progress, a second one stays queued (a nightly run is not held); once the first ends,
+    the second starts. A crashed worker's run is marked failed by run monitoring, which
+    frees the queue the same way."""
+    import dagster as dg
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.settings import get_settings
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    if store == "sqlite":
+        shutil.copy(EMBEDDED_DAGSTER_YAML, dagster_home / "dagster.yaml")
+    else:
+        url = sa.engine.make_url(request.getfixturevalue("postgres_url"))
+        url = url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
+        shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml")
+    defs = build_definitions(get_settings())
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    Status = dg.DagsterRunStatus
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+
+        def dequeued() -> list[str]:
+            runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+            return [run.run_id for run in runs]
+
+        first = _queued_run(instance, defs, "training_job", Status.STARTED)
+        second = _queued_run(instance, defs, "training_job", Status.QUEUED)
+        nightly = _queued_run(instance, defs, "nightly_inference_job", Status.QUEUED)
+        assert dequeued() == [nightly.run_id]
+
+        instance.report_run_failed(first, "worker died")  # what run monitoring records
+        assert dequeued() == [second.run_id, nightly.run_id]
