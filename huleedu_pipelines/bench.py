@@ -1,7 +1,8 @@
 """Benchmarks behind `huleedu-pipelines bench ...`: figures, never pass/fail.
 
 Each benchmark measures the pipeline's way and a naive baseline in the same run, on the same
-generated essays, prints a readable table and ends with one line of JSON (DESIGN.md §8).
+generated essays, prints a readable table and ends with one line of JSON, so results can be
+compared over time.
 """
 
 from __future__ import annotations
@@ -308,11 +309,13 @@ def bench_inference(
     import polars as pl
 
     from huleedu_pipelines.features.build import feature_matrix
+    from huleedu_pipelines.modeling.names import CHAMPION
     from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
     from huleedu_pipelines.scoring import load_serving_models, score_essays
     from huleedu_pipelines.settings import get_settings
     from huleedu_pipelines.validation import measure_serving_latency
     from huleedu_pipelines.warehouse.engine import make_engine, migrate
+    from huleedu_pipelines.warehouse.serving import serving_versions
 
     settings = get_settings()
     source = settings.storage_dir / "feature_table.parquet"
@@ -322,7 +325,9 @@ def bench_inference(
             "HULEEDU_HOME first; the benchmark scores with its champion models"
         )
     registry = MlflowRegistryResource(tracking_uri=settings.resolved_mlflow_tracking_uri)
-    models = load_serving_models(registry, shadow=False)
+    with make_engine(settings.resolved_warehouse_url).connect() as connection:
+        recorded = serving_versions(connection, CHAMPION)
+    models = load_serving_models(registry, recorded_champions=recorded, shadow=False)
     if models.problems:
         raise RuntimeError("; ".join(models.problems.values()))
     bundles = [m.bundle for m in models.champions.values()]

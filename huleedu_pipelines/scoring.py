@@ -1,11 +1,13 @@
 """Nightly batch scoring: which essays to score, the models that score them, and the rows
-written to `skill_assessments` and `essay_grade_predictions` (DESIGN.md §3–4).
+written to `skill_assessments` and `essay_grade_predictions` (behind the `current_*` views).
 
-An essay is scored when it is new or changed: submitted or updated on the partition day, or
-its current `feature_hash` differs from the one it was last scored with (new CJ comparisons,
-a new feature version). A backfill considers every essay. For each model (and alias) an essay
-is skipped when a row for that model version and alias already carries its current
-`feature_hash`, so running a day twice, or again after a crash, writes nothing new.
+An essay is scored when it is new or changed: submitted or updated on the partition day, its
+current `feature_hash` differs from the one its current scores carry (new CJ comparisons, a
+new feature version), or it lacks a row from a version that is champion now (after a
+promotion or a rollback to a version that never scored it). A backfill considers every essay.
+For each model (and alias) an essay is skipped when a row for that model version and alias
+already carries its current `feature_hash`, so running a day twice, or again after a crash,
+writes nothing new.
 
 Rows are written per chunk of essays, one transaction per table and chunk, as upserts on the
 tables' unique keys: a killed run leaves whole chunks that the next run skips.
@@ -46,6 +48,7 @@ from huleedu_pipelines.modeling.names import (
 )
 from huleedu_pipelines.warehouse.bulk import write_frame
 from huleedu_pipelines.warehouse.queries import read_frame
+from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
     essay_grade_predictions,
@@ -57,6 +60,7 @@ from huleedu_pipelines.warehouse.writes import QuarantineEntry
 
 SELECTED_NEW = "new_or_updated"
 SELECTED_CHANGED = "features_changed"
+SELECTED_MISSING = "missing_current_score"
 SELECTED_BACKFILL = "backfill"
 EXPLAIN_SCOPES = ("all", "needs_review", "none")
 TOP_FEATURES = 5
@@ -107,56 +111,64 @@ def read_comparisons(connection: sa.Connection) -> pl.DataFrame:
     return read_frame(connection, cj_comparison_pairs)
 
 
-def latest_scored_hashes(connection: sa.Connection) -> pl.DataFrame:
-    """essay_id → the feature_hash of its most recent champion row (either output table)."""
+def current_scores(connection: sa.Connection) -> pl.DataFrame:
+    """essay_id and feature_hash of every row readers see now (both `current_*` views)."""
     frames = [
-        read_frame(
-            connection,
-            sa.select(table.c.essay_id, table.c.feature_hash, table.c.scored_at).where(
-                table.c.model_alias == CHAMPION
-            ),
-        )
-        for table in (essay_grade_predictions, skill_assessments)
+        read_frame(connection, sa.select(view.c.essay_id, view.c.feature_hash))
+        for view in CURRENT_VIEWS
     ]
-    rows = pl.concat(frames)
-    return (
-        rows.sort("scored_at")
-        .group_by("essay_id", maintain_order=True)
-        .last()
-        .select("essay_id", pl.col("feature_hash").alias("scored_feature_hash"))
-    )
+    return pl.concat(frames)
 
 
-def select_essays(hashed: pl.DataFrame, scored: pl.DataFrame, day: dt.date | None) -> pl.DataFrame:
+def expected_current_rows(champions: Mapping[str, str]) -> int:
+    """Rows a fully scored essay has in the `current_*` views: one per skill model with a
+    recorded champion, plus one grade row when any of the grade, CEFR and band models has one."""
+    skills = sum(1 for name in SKILL_MODELS.values() if name in champions)
+    return skills + int(any(name in champions for name in GRADE_VERSION_COLUMNS))
+
+
+def select_essays(
+    hashed: pl.DataFrame, current: pl.DataFrame, day: dt.date | None, expected_rows: int
+) -> pl.DataFrame:
     """The essays to consider, with `selected_because`.
 
-    `hashed` has essay_id, submitted_at, updated_at and the current feature_hash; `scored` is
-    `latest_scored_hashes`. With `day` None (a backfill) every essay is considered.
+    `hashed` has essay_id, submitted_at, updated_at and the current feature_hash; `current` is
+    `current_scores`. An essay is selected when it was submitted or updated on `day`, when a
+    current row carries another feature hash, or when it has fewer than `expected_rows`
+    current rows. With `day` None (a backfill) every essay is considered.
     """
     if day is None:
         return hashed.with_columns(pl.lit(SELECTED_BACKFILL).alias("selected_because"))
-    joined = hashed.join(scored, on="essay_id", how="left", maintain_order="left")
-    changed = pl.col("scored_feature_hash").is_not_null() & (
-        pl.col("scored_feature_hash") != pl.col("feature_hash")
+    per_essay = (
+        current.join(hashed.select("essay_id", "feature_hash"), on="essay_id", suffix="_now")
+        .group_by("essay_id")
+        .agg(
+            pl.len().alias("current_rows"),
+            (pl.col("feature_hash") != pl.col("feature_hash_now")).any().alias("stale"),
+        )
     )
+    joined = hashed.join(per_essay, on="essay_id", how="left", maintain_order="left")
     return (
         joined.with_columns(
             pl.when(submitted_or_updated_on(day))
             .then(pl.lit(SELECTED_NEW))
-            .when(changed)
+            .when(pl.col("stale").fill_null(False))
             .then(pl.lit(SELECTED_CHANGED))
+            .when(pl.col("current_rows").fill_null(0) < expected_rows)
+            .then(pl.lit(SELECTED_MISSING))
             .otherwise(None)
             .alias("selected_because")
         )
         .drop_nulls("selected_because")
-        .drop("scored_feature_hash")
+        .drop("current_rows", "stale")
     )
 
 
 @dataclass(frozen=True)
 class ScoringFeatures:
     table: pl.DataFrame
-    """essay_id, student_id, selected_because, feature_hash and the model columns."""
+    """essay_id, student_id, selected_because, feature_version, feature_hash and the model
+    columns."""
     failures: list[QuarantineEntry]
     embeddings_computed: int
     embeddings_reused: int
@@ -199,6 +211,7 @@ def build_scoring_features(
         empty = selected.head(0).select("essay_id", "student_id", "selected_because")
         return ScoringFeatures(
             empty.with_columns(
+                pl.lit(None, pl.String).alias("feature_version"),
                 pl.lit(None, pl.String).alias("feature_hash"),
                 *(pl.lit(None, pl.Float64).alias(c) for c in MODEL_FEATURE_COLUMNS),
             ),
@@ -214,7 +227,8 @@ def build_scoring_features(
         )
     table = table.filter(pl.Series(finite))
     joined = selected.select("essay_id", "student_id", "selected_because").join(
-        table.select("essay_id", "feature_hash", *MODEL_FEATURE_COLUMNS), on="essay_id"
+        table.select("essay_id", "feature_version", "feature_hash", *MODEL_FEATURE_COLUMNS),
+        on="essay_id",
     )
     return ScoringFeatures(joined, failures, computed, reused)
 
@@ -242,37 +256,64 @@ class ServingModel:
 
 @dataclass
 class ServingModels:
-    """The champions, the challengers that differ from them, and why any model cannot serve."""
+    """The champions, the challengers that differ from them, and why any model cannot serve.
+
+    `refused` names the models whose champion exists but may not serve (not verifiable, not
+    the model its name says, or not the version the product recorded): they write no rows.
+    """
 
     champions: dict[str, ServingModel] = field(default_factory=dict)
     challengers: dict[str, ServingModel] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)
 
 
 def load_serving_models(
-    registry: Any, model_names: Sequence[str] = ALL_MODELS, *, shadow: bool = True
+    registry: Any,
+    model_names: Sequence[str] = ALL_MODELS,
+    *,
+    recorded_champions: Mapping[str, str],
+    feature_version: str | None = None,
+    shadow: bool = True,
 ) -> ServingModels:
     """Champion (and, with `shadow`, differing challenger) bundles from the registry.
 
-    Every bundle's files are sha256-checked on load and its ONNX graph against the version's
-    `onnx_sha256` tag. A model without a champion, or whose artifacts fail the check, is
-    recorded in `problems` with what to do; the other models still serve.
+    A champion serves only if the registry's `champion` alias points at the version the
+    product recorded (`recorded_champions`, from `serving_models`: an alias moved straight
+    through the MLflow client is refused, and the message says how to record it) and its
+    bundle verifies whole and is the model its name says (`load_registered_bundle`). A model
+    without a champion, or refused, is recorded in `problems` with what to do; the other
+    models still serve.
     """
     from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
-    from huleedu_pipelines.resources.mlflow_registry import (
-        ONNX_SHA256_TAG,
-        ModelVersionNotFoundError,
-    )
+    from huleedu_pipelines.resources.mlflow_registry import ModelVersionNotFoundError
     from huleedu_pipelines.validation import load_registered_bundle
 
     models = ServingModels()
     for name in model_names:
         champion = registry.get_version(name, CHAMPION)
-        if champion is None:
+        recorded = recorded_champions.get(name)
+        if champion is None and recorded is None:
             models.problems[name] = (
                 f"{name} has no `{CHAMPION}` version, so it scored nothing: run training_job "
                 f"(or `huleedu-pipelines train`) until one passes the gates, or promote a "
                 f"version with `huleedu-pipelines registry promote {name} VERSION`"
+            )
+            continue
+        found = champion.version if champion is not None else None
+        if found != recorded:
+            models.refused.add(name)
+            fix = (
+                f"record the move with `huleedu-pipelines registry promote {name} {found} "
+                "--force --reason ...`"
+                if found
+                else f"move the alias back to v{recorded}"
+            )
+            models.problems[name] = (
+                f"{name}: the registry's `{CHAMPION}` alias points at "
+                f"{f'v{found}' if found else 'no version'} but the product recorded "
+                f"{f'v{recorded}' if recorded else 'none'} (serving_models): the alias was moved "
+                f"outside the product, so it scores nothing; {fix}"
             )
             continue
         refs = [(CHAMPION, champion)]
@@ -280,28 +321,22 @@ def load_serving_models(
         if challenger is not None and challenger.version != champion.version:
             refs.append((CHALLENGER, challenger))
         for alias, ref in refs:
+            key = name if alias == CHAMPION else f"{name}@{alias}"
             try:
-                bundle = load_registered_bundle(registry, name, ref.version)
-                expected = ref.tags.get(ONNX_SHA256_TAG)
-                if expected is not None and expected != bundle.onnx_sha256:
+                bundle = load_registered_bundle(
+                    registry, name, ref.version, feature_version=feature_version
+                )
+                if bundle.feature_columns != list(MODEL_FEATURE_COLUMNS):
                     raise ArtifactIntegrityError(
-                        f"{name} v{ref.version}: the bundle's ONNX has sha256 "
-                        f"{bundle.onnx_sha256}, the registered version records {expected}; "
-                        "re-register the model"
+                        f"{name} v{ref.version} reads other feature columns than this code "
+                        "builds (it was trained by another feature version); retrain it"
                     )
             except (ArtifactIntegrityError, FileNotFoundError, ModelVersionNotFoundError) as error:
                 if alias == CHAMPION:
-                    models.problems[name] = f"{name} {alias} v{ref.version} cannot serve: {error}"
+                    models.refused.add(name)
+                    models.problems[key] = f"{name} {alias} v{ref.version} cannot serve: {error}"
                     break
-                models.problems[f"{name}@{alias}"] = f"shadow scoring skipped: {error}"
-                continue
-            if bundle.feature_columns != list(MODEL_FEATURE_COLUMNS):
-                models.problems[name if alias == CHAMPION else f"{name}@{alias}"] = (
-                    f"{name} v{ref.version} reads other feature columns than this code builds "
-                    "(it was trained by another feature version); retrain it"
-                )
-                if alias == CHAMPION:
-                    break
+                models.problems[key] = f"shadow scoring skipped: {error}"
                 continue
             target = models.champions if alias == CHAMPION else models.challengers
             target[name] = ServingModel(name, ref.version, alias, bundle)
@@ -333,7 +368,17 @@ class GradeModels:
 
 def grade_targets(models: ServingModels) -> list[GradeModels]:
     """The champion trio, and a shadow trio when any of the three has a differing challenger
-    (models without one are taken from the champions, as they would serve after promotion)."""
+    (models without one are taken from the champions, as they would serve after promotion).
+
+    None when any of the three is refused: a grade row without its refused model would be a
+    wrong answer, so nothing is written until the model serves again."""
+    refused = models.refused.intersection(GRADE_VERSION_COLUMNS)
+    if refused:
+        models.problems["essay_grade_predictions"] = (
+            f"no essay_grade_predictions rows were written: {', '.join(sorted(refused))} "
+            "is refused (see its problem)"
+        )
+        return []
     champions = GradeModels(
         CHAMPION, *(models.champions.get(name) for name in GRADE_VERSION_COLUMNS)
     )

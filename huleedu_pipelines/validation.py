@@ -8,7 +8,6 @@ champion is recorded in `model_promotions`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 
 from huleedu_pipelines.domain import CEFR_LEVELS, SWEDISH_GRADES
 from huleedu_pipelines.features.build import feature_matrix
-from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.bundle import MANIFEST_TAG, ModelBundle
 from huleedu_pipelines.modeling.gates import (
     GateResult,
     GateThresholds,
@@ -49,6 +48,11 @@ from huleedu_pipelines.modeling.report import (
     measure_latency,
     render_markdown,
     skill_report,
+)
+from huleedu_pipelines.warehouse.serving import (
+    locked_serving_version,
+    record_alias_move,
+    serving_versions,
 )
 from huleedu_pipelines.warehouse.tables import model_promotions
 
@@ -132,13 +136,38 @@ class Holdout:
         )
 
 
-def load_registered_bundle(registry: Any, model_name: str, version: str) -> ModelBundle:
-    """Download a registered version's bundle and load it (sha256 checked); nothing is left
-    on disk, the bundle lives in memory."""
+def load_registered_bundle(
+    registry: Any, model_name: str, version: str, *, feature_version: str | None = None
+) -> ModelBundle:
+    """Download a registered version's bundle and verify it whole before use: the manifest
+    against the version's `bundle_manifest_sha256` tag (a missing tag is an error), every file
+    against the manifest, and the bundle's identity against `model_name` (and the feature
+    version serving builds, when given). Nothing is left on disk; the bundle lives in memory."""
     import tempfile
 
+    from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
+    from huleedu_pipelines.resources.mlflow_registry import ONNX_SHA256_TAG
+
+    ref = registry.get_version_by_number(model_name, version)
+    expected = ref.tags.get(MANIFEST_TAG)
+    if not expected:
+        raise ArtifactIntegrityError(
+            f"{model_name} v{version} has no `{MANIFEST_TAG}` tag, so its bundle cannot be "
+            "verified and will not be used; retrain it (training registers the tag)"
+        )
     with tempfile.TemporaryDirectory(prefix="huleedu-bundle-") as folder:
-        return ModelBundle.load(registry.download_bundle(model_name, version, Path(folder)))
+        bundle = ModelBundle.load(
+            registry.download_bundle(model_name, version, Path(folder)),
+            expected_manifest_sha256=expected,
+        )
+    recorded_onnx = ref.tags.get(ONNX_SHA256_TAG)
+    if recorded_onnx is not None and recorded_onnx != bundle.onnx_sha256:
+        raise ArtifactIntegrityError(
+            f"{model_name} v{version}: the bundle's ONNX has sha256 {bundle.onnx_sha256}, the "
+            f"registered version records {recorded_onnx}; re-register the model"
+        )
+    bundle.verify_identity(model_name, feature_version)
+    return bundle
 
 
 def measure_serving_latency(bundles: Sequence[ModelBundle], X: np.ndarray) -> LatencyReport:
@@ -337,28 +366,61 @@ def validate_version(
 # --------------------------------------------------------------------------- promotion
 
 
-def record_promotion(
+def move_alias(
     engine: sa.Engine,
+    registry: Any,
     *,
     model_name: str,
     version: str,
-    previous_version: str | None,
     reason: str,
     report_uri: str | None,
-    decided_at: dt.datetime | None = None,
-) -> dict[str, Any]:
-    row = {
-        "model_name": model_name,
-        "version": version,
-        "alias": CHAMPION,
-        "previous_version": previous_version,
-        "decided_at": decided_at or dt.datetime.now(dt.UTC),
-        "reason": reason,
-        "report_uri": report_uri,
-    }
-    with engine.begin() as connection:
-        connection.execute(sa.insert(model_promotions), [row])
+    alias: str = CHAMPION,
+) -> dict[str, Any] | None:
+    """Point `alias` at `version` in the registry and record it (audit row + `serving_models`),
+    so the two never disagree; None if both already say `version`.
+
+    The warehouse rows are written first and the alias moves last inside the same transaction:
+    if the alias move fails, nothing is recorded; if the commit fails after it, the alias is
+    moved back. The previous version is the one the product recorded; an alias that was moved
+    outside the product (straight through the MLflow client) is named in the reason.
+    """
+    moved_from: Any = None  # the registry's version reference before the move
+    moved = False
+    try:
+        with engine.begin() as connection:
+            recorded = locked_serving_version(connection, model_name, alias)
+            moved_from = registry.get_version(model_name, alias)
+            in_registry = moved_from.version if moved_from is not None else None
+            if recorded == version and in_registry == version:
+                return None
+            if in_registry != recorded:
+                reason += (
+                    f" (the registry's {alias} alias pointed at {_shown(in_registry)} while the "
+                    f"product had recorded {_shown(recorded)}: it was moved outside the product)"
+                )
+            row = record_alias_move(
+                connection,
+                model_name=model_name,
+                alias=alias,
+                version=version,
+                previous_version=recorded,
+                reason=reason,
+                report_uri=report_uri,
+            )
+            registry.set_alias(model_name, alias, version)
+            moved = True
+    except BaseException:
+        if moved:  # the commit failed after the alias moved: put it back
+            if moved_from is None:
+                registry.delete_alias(model_name, alias)
+            else:
+                registry.set_alias(model_name, alias, moved_from.version)
+        raise
     return row
+
+
+def _shown(version: str | None) -> str:
+    return f"v{version}" if version else "no version"
 
 
 def move_champion(
@@ -370,37 +432,29 @@ def move_champion(
     reason: str,
     report_uri: str | None,
 ) -> dict[str, Any] | None:
-    """Point `champion` at `version` and record the move; None if it is already champion.
-
-    The alias moves first, then the audit row is written: if the database write fails the
-    registry says the truth and the error surfaces for a retry.
-    """
-    current = registry.get_version(model_name, CHAMPION)
-    previous = current.version if current is not None else None
-    if previous == version:
-        return None
-    registry.set_alias(model_name, CHAMPION, version)
-    return record_promotion(
+    """Make `version` champion (see `move_alias`); None if it already is."""
+    return move_alias(
         engine,
+        registry,
         model_name=model_name,
         version=version,
-        previous_version=previous,
         reason=reason,
         report_uri=report_uri,
     )
 
 
 def rollback_champion(engine: sa.Engine, registry: Any, model_name: str) -> dict[str, Any]:
-    """Move `champion` back to the version it replaced, as recorded in `model_promotions`."""
-    current = registry.get_version(model_name, CHAMPION)
-    if current is None:
-        raise PromotionError(f"{model_name} has no champion to roll back")
+    """Move `champion` back to the version the current one replaced, as recorded in
+    `model_promotions`; readers see the restored version's rows at once."""
     with engine.connect() as connection:
+        current = serving_versions(connection, CHAMPION).get(model_name)
+        if current is None:
+            raise PromotionError(f"{model_name} has no recorded champion to roll back")
         promoted = connection.execute(
             sa.select(model_promotions.c.previous_version)
             .where(
                 model_promotions.c.model_name == model_name,
-                model_promotions.c.version == current.version,
+                model_promotions.c.version == current,
                 model_promotions.c.alias == CHAMPION,
                 ~model_promotions.c.reason.startswith("rollback"),
             )
@@ -409,15 +463,17 @@ def rollback_champion(engine: sa.Engine, registry: Any, model_name: str) -> dict
         ).first()
     if promoted is None or promoted.previous_version is None:
         raise PromotionError(
-            f"{model_name} v{current.version} replaced no earlier champion; nothing to roll back to"
+            f"{model_name} v{current} replaced no earlier champion; nothing to roll back to"
         )
     target = promoted.previous_version
-    registry.set_alias(model_name, CHAMPION, target)
-    return record_promotion(
+    row = move_alias(
         engine,
+        registry,
         model_name=model_name,
         version=target,
-        previous_version=current.version,
-        reason=f"rollback from v{current.version} to v{target}",
+        reason=f"rollback from v{current} to v{target}",
         report_uri=None,
     )
+    if row is None:
+        raise PromotionError(f"{model_name} v{target} is already champion")
+    return row

@@ -138,3 +138,14 @@ def test_definitions_object_is_importable() -> None:
     from huleedu_pipelines.definitions import defs
 
     assert isinstance(defs, dg.Definitions)
+
+
+def test_scores_depend_on_the_promoted_models(home) -> None:
+    """A champion move makes the day's scores stale in the UI: inference reads promotions."""
+    graph = build_definitions(get_settings()).resolve_asset_graph()
+    upstream = {
+        key.to_user_string() for key in graph.get(dg.AssetKey("inference_features")).parent_keys
+    }
+    assert "promoted_models" in upstream
+    downstream = graph.get(dg.AssetKey("promoted_models")).child_keys
+    assert dg.AssetKey("inference_features") in downstream

@@ -18,6 +18,7 @@ from huleedu_pipelines.assets.metadata import frame_metadata
 from huleedu_pipelines.assets.partitions import daily_partitions
 from huleedu_pipelines.domain.validation import comparison_problem, essay_text_problem
 from huleedu_pipelines.features.build import current_feature_hashes, feature_version
+from huleedu_pipelines.modeling.names import CHAMPION
 from huleedu_pipelines.resources import (
     EmbedderResource,
     FeatureStoreResource,
@@ -27,7 +28,8 @@ from huleedu_pipelines.resources import (
 )
 from huleedu_pipelines.scoring import (
     build_scoring_features,
-    latest_scored_hashes,
+    current_scores,
+    expected_current_rows,
     load_serving_models,
     read_comparisons,
     read_essays,
@@ -35,6 +37,8 @@ from huleedu_pipelines.scoring import (
     select_essays,
     submitted_or_updated_on,
 )
+from huleedu_pipelines.settings import get_settings
+from huleedu_pipelines.warehouse.serving import serving_versions
 from huleedu_pipelines.warehouse.tables import cj_comparison_pairs, essays
 from huleedu_pipelines.warehouse.writes import write_quarantine
 
@@ -63,6 +67,8 @@ def _log_progress(context: dg.AssetExecutionContext):
     partitions_def=daily_partitions,
     kinds={"polars", "parquet"},
     owners=OWNERS,
+    # Scores follow the champions: after a promotion the UI shows the day's scores as stale.
+    deps=["promoted_models"],
 )
 def inference_features(
     context: dg.AssetExecutionContext,
@@ -76,13 +82,16 @@ def inference_features(
     the same cached feature path as training; essays whose features cannot be computed are
     quarantined."""
     day = dt.date.fromisoformat(context.partition_key)
+    # Ingest's length limit applies here too: no essay costs minutes of embedding every night.
+    max_chars = get_settings().max_essay_chars
     engine = warehouse.migrated_engine()
     with engine.connect() as connection:
         all_essays = read_essays(connection)
         comparisons = read_comparisons(connection)
-        scored = latest_scored_hashes(connection)
+        current = current_scores(connection)
+        champions = serving_versions(connection, CHAMPION)
     valid, bad_essays = split_valid_rows(
-        all_essays, essays, lambda row: essay_text_problem(row["text"])
+        all_essays, essays, lambda row: essay_text_problem(row["text"], max_chars)
     )
     if not config.backfill:
         on_day = set(all_essays.filter(submitted_or_updated_on(day))["essay_id"].to_list())
@@ -101,8 +110,9 @@ def inference_features(
     )
     selected = select_essays(
         valid.join(hashes.select("essay_id", "feature_hash"), on="essay_id"),
-        scored,
+        current,
         None if config.backfill else day,
+        expected_current_rows(champions),
     )
     context.log.info(
         f"{selected.height} essays to consider for {day} "
@@ -174,20 +184,34 @@ def nightly_scores(
     """Score the day's essays with every champion (and differing challenger) model and upsert
     the rows, one transaction per table and chunk of essays."""
     loading = time.perf_counter()
-    models = load_serving_models(mlflow, shadow=scoring.shadow_scoring)
+    engine = warehouse.migrated_engine()
+    with engine.connect() as connection:
+        recorded = serving_versions(connection, CHAMPION)
+    versions = inference_features["feature_version"].unique().to_list()
+    models = load_serving_models(
+        mlflow,
+        recorded_champions=recorded,
+        feature_version=versions[0] if len(versions) == 1 else None,
+        shadow=scoring.shadow_scoring,
+    )
     load_seconds = time.perf_counter() - loading
     for problem in models.problems.values():
         context.log.error(problem)
     if not models.champions:
         raise dg.Failure(
             description=(
-                "No model has a champion version, so nothing can be scored: run training_job "
-                "(or `huleedu-pipelines train`) until models pass their gates"
+                "No champion can serve, so nothing was scored: "
+                + (
+                    f"{len(models.refused)} champions were refused (see problems)"
+                    if models.refused
+                    else "no model has a champion version; run training_job (or "
+                    "`huleedu-pipelines train`) until models pass their gates"
+                )
             ),
             metadata={"problems": dg.MetadataValue.json(models.problems)},
         )
     outcome = score_essays(
-        warehouse.migrated_engine(),
+        engine,
         inference_features,
         models,
         run_id=context.run_id,
@@ -240,5 +264,5 @@ def nightly_scores(
             "shadow_rows_written": dg.MetadataValue.int(outcome.shadow_rows),
         },
     )
-    yield check_skill_assessments_current(inference_features, warehouse, mlflow)
-    yield check_grade_predictions_current(inference_features, warehouse, mlflow)
+    yield check_skill_assessments_current(inference_features, warehouse)
+    yield check_grade_predictions_current(inference_features, warehouse)

@@ -1,5 +1,5 @@
 """Checks on the scoring outputs: every essay of the partition carries a current row from
-every champion model, read back from the warehouse (what the product will read).
+every champion model, read back from the `current_*` views (what the product reads).
 
 They are evaluated inside the `nightly_scores` step, right after its writes, because their
 subject is the partition's essays (`inference_features` of that day).
@@ -16,10 +16,13 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
-from huleedu_pipelines.resources import MlflowRegistryResource, WarehouseResource
-from huleedu_pipelines.scoring import GRADE_VERSION_COLUMNS
+from huleedu_pipelines.resources import WarehouseResource
 from huleedu_pipelines.warehouse.queries import read_frame
-from huleedu_pipelines.warehouse.tables import essay_grade_predictions, skill_assessments
+from huleedu_pipelines.warehouse.serving import (
+    current_essay_grade_predictions,
+    current_skill_assessments,
+    serving_versions,
+)
 
 SKILL_CHECK = "check_skill_assessments_current"
 GRADE_CHECK = "check_grade_predictions_current"
@@ -39,15 +42,12 @@ CHECK_SPECS = [
 ]
 
 
-def _champion_versions(mlflow: MlflowRegistryResource, names) -> tuple[dict[str, str], list[str]]:
-    versions, missing = {}, []
-    for name in names:
-        ref = mlflow.get_version(name, CHAMPION)
-        if ref is None:
-            missing.append(name)
-        else:
-            versions[name] = ref.version
-    return versions, missing
+def _recorded_champions(warehouse: WarehouseResource, names) -> tuple[dict[str, str], list[str]]:
+    """The champion versions readers are served (serving_models), and the models without one."""
+    with warehouse.engine().connect() as connection:
+        recorded = serving_versions(connection, CHAMPION)
+    versions = {name: recorded[name] for name in names if name in recorded}
+    return versions, [name for name in names if name not in recorded]
 
 
 def _current(frame: pl.DataFrame, features: pl.DataFrame) -> int:
@@ -60,25 +60,22 @@ def _current(frame: pl.DataFrame, features: pl.DataFrame) -> int:
 
 
 def check_skill_assessments_current(
-    inference_features: pl.DataFrame,
-    warehouse: WarehouseResource,
-    mlflow: MlflowRegistryResource,
+    inference_features: pl.DataFrame, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    """Every essay of the partition has a row from each champion skill model with its current
-    feature hash; a skill without a champion fails the check (the others were still scored)."""
-    versions, missing = _champion_versions(mlflow, SKILL_MODELS.values())
+    """Every essay of the partition has a row in `current_skill_assessments` from each champion
+    skill model with its current feature hash; a skill without a champion fails the check (the
+    others were still scored)."""
+    versions, missing = _recorded_champions(warehouse, SKILL_MODELS.values())
     ids = inference_features["essay_id"].to_list()
-    table = skill_assessments
+    view = current_skill_assessments
     incomplete: dict[str, int] = {}
     with warehouse.engine().connect() as connection:
         for name, version in versions.items():
             rows = read_frame(
                 connection,
-                sa.select(table.c.essay_id, table.c.feature_hash).where(
-                    table.c.model_name == name,
-                    table.c.model_version == version,
-                    table.c.model_alias == CHAMPION,
-                    table.c.essay_id.in_(ids) if len(ids) < 10_000 else sa.true(),
+                sa.select(view.c.essay_id, view.c.feature_hash).where(
+                    view.c.model_name == name,
+                    view.c.essay_id.in_(ids) if len(ids) < 10_000 else sa.true(),
                 ),
             )
             lacking = len(ids) - _current(rows, inference_features)
@@ -103,25 +100,18 @@ def check_skill_assessments_current(
 
 
 def check_grade_predictions_current(
-    inference_features: pl.DataFrame,
-    warehouse: WarehouseResource,
-    mlflow: MlflowRegistryResource,
+    inference_features: pl.DataFrame, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    """Every essay of the partition has one champion grade row with the champion versions and
-    its current feature hash, and its grade probabilities sum to 1."""
-    versions, missing = _champion_versions(mlflow, (GRADE_MODEL, CEFR_MODEL, BAND_MODEL))
+    """Every essay of the partition has its row in `current_essay_grade_predictions` (the
+    champion versions) with its current feature hash, and its grade probabilities sum to 1."""
+    versions, missing = _recorded_champions(warehouse, (GRADE_MODEL, CEFR_MODEL, BAND_MODEL))
     ids = inference_features["essay_id"].to_list()
-    table = essay_grade_predictions
-    where = [table.c.model_alias == CHAMPION] + [
-        table.c[column] == versions.get(name, "") for name, column in GRADE_VERSION_COLUMNS.items()
-    ]
-    if len(ids) < 10_000:
-        where.append(table.c.essay_id.in_(ids))
+    view = current_essay_grade_predictions
     with warehouse.engine().connect() as connection:
         rows = read_frame(
             connection,
-            sa.select(table.c.essay_id, table.c.feature_hash, table.c.grade_probabilities).where(
-                *where
+            sa.select(view.c.essay_id, view.c.feature_hash, view.c.grade_probabilities).where(
+                view.c.essay_id.in_(ids) if len(ids) < 10_000 else sa.true()
             ),
         )
     lacking = len(ids) - _current(rows, inference_features)

@@ -3,6 +3,7 @@ with alias `challenger`. Each model asset outputs a small "model card" table (on
 model: status, registered version, bundle location, test metrics); the validation group reads
 it. A model with too few labels is skipped with the reason, and the others still train."""
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -23,7 +24,14 @@ from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.evaluation import headline_metrics
-from huleedu_pipelines.modeling.names import BAND_MODEL, CEFR_MODEL, GRADE_MODEL, SKILL_MODELS
+from huleedu_pipelines.modeling.names import (
+    BAND_MODEL,
+    CEFR_MODEL,
+    GRADE_MODEL,
+    SKILL_CLASS_LABELS,
+    SKILL_MODELS,
+    identity_of,
+)
 from huleedu_pipelines.modeling.splits import grouped_stratified_split, leaking_groups
 from huleedu_pipelines.modeling.training import (
     SplitData,
@@ -212,7 +220,11 @@ def train_and_register(
         context.log.warning(message)
         return _skipped(spec, message)
     context.log.info(f"training {spec.model_name} on {data.y_train.size} essays")
-    bundle = fit_recipe(spec, training.config())(data)
+    bundle = dataclasses.replace(
+        fit_recipe(spec, training.config())(data),
+        family=identity_of(spec.model_name).family,
+        feature_version=parts["train"]["feature_version"][0],
+    )
     X_test = feature_matrix(parts["test"])
     ratings = parts["test"][spec.rating_column] if spec.rating_column else None
     metrics = headline_metrics(
@@ -371,7 +383,7 @@ def skill_models(
             rating,
             (pl.col(rating) >= training.high_skill_threshold).cast(pl.Int64).alias("is_high"),
         )
-        spec = ModelSpec(SKILL_MODELS[skill], "is_high", "binary", ("not_high", "high"), rating)
+        spec = ModelSpec(SKILL_MODELS[skill], "is_high", "binary", SKILL_CLASS_LABELS, rating)
         rows.append(
             train_and_register(
                 context,

@@ -28,7 +28,7 @@ def onnx_parity_result(
     """Compare ONNX and native outputs on every test-split essay for each registered model.
 
     Fails when more than 0.01% of rows differ by more than 1e-5 in any probability, or more
-    than 0.1% of rows change class (DESIGN.md §8: float32 thresholds flip a few rows in 100k).
+    than 0.1% of rows change class (ONNX's float32 split thresholds flip a few rows in 100k).
     """
     test_ids = training_splits.filter(pl.col("split") == "test").select("essay_id")
     X = feature_matrix(feature_table.join(test_ids, on="essay_id"))

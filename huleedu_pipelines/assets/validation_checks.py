@@ -24,7 +24,8 @@ ALL_GATES: tuple[str, ...] = tuple(
             name=f"gate_{gate}",
             asset=validation_reports,
             blocking=True,
-            description=f"Promotion gate `{gate}` (DESIGN.md §6) for every model it applies to.",
+            description=f"Promotion gate `{gate}` for every model it applies to "
+            "(thresholds: HULEEDU_GATE_* settings).",
         )
         for gate in ALL_GATES
     ],

@@ -23,7 +23,7 @@ The generative model (all constants below; `seed` feeds `numpy.random.default_rn
   true grade, `oracle_grade_qwk`) of about 0.86 (0.868 for seed 7 at 2,000 essays) and an
   oracle adjacent agreement of about 0.95. Both matter: with the flatter shares used before,
   a QWK of 0.85 came with an oracle adjacent agreement of 0.84, so no model could have met
-  the 0.90 adjacent-agreement gate of DESIGN.md §6.
+  the 0.90 adjacent-agreement gate (HULEEDU_GATE_MIN_ADJACENT_AGREEMENT).
 - Skill ratings: for `SKILL_RATED_SHARE` of school essays, one rater (the teacher) rates all
   seven skills 1..5 in half steps: 3 + 0.9 * skill + N(0, `RATING_NOISE_SD`²), rounded.
 - IELTS bands (ielts essays): 6 + ability + N(0, `BAND_NOISE_SD`²), rounded to half bands

@@ -4,9 +4,15 @@ Every model (ordinal grade or CEFR, band regressor, skill classifier) is one or 
 LightGBM boosters. They are exported to ONNX and combined into ONE graph with a shared
 `features` input and one output per booster, so each registered version has a single ONNX
 artifact and sha256. Decoding (ordinal probabilities, cut points) and calibration run in numpy
-after ONNX from parameters stored in `bundle.json` (DESIGN.md §7: calibrated LightGBM through
+after ONNX from parameters stored in `bundle.json` (calibrated LightGBM through
 skl2onnx is silently wrong). Native LightGBM model files are kept beside it for parity checks
 and per-essay explanations (TreeSHAP); serving never unpickles anything.
+
+A saved bundle is verified whole: `manifest.json` lists the sha256 of every file (bundle.json
+with its cut points and calibration included), and the sha256 of the manifest itself is a tag
+on the registered version, so editing any byte of any file is caught on load. `bundle.json`
+also says what the model is (name, family, task, class labels, feature version), so a bundle
+registered under another model's name is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from huleedu_pipelines.modeling.calibration import apply_calibrator, apply_multiclass_calibrator
 from huleedu_pipelines.modeling.metrics import normalized_entropy_confidence
+from huleedu_pipelines.modeling.names import identity_of
 from huleedu_pipelines.modeling.onnx_export import (
     INPUT_NAME,
     ArtifactIntegrityError,
@@ -34,6 +41,9 @@ from huleedu_pipelines.modeling.ordinal import decode_ordinal, decode_ordinal_la
 TASKS = ("ordinal", "regression", "binary")
 ONNX_FILE = "model.onnx"
 BUNDLE_FILE = "bundle.json"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_TAG = "bundle_manifest_sha256"
+"""The registered version's tag holding the sha256 of the bundle's manifest.json."""
 BAND_MIN, BAND_MAX = 0.0, 9.0
 
 
@@ -118,6 +128,10 @@ class ModelBundle:
     decoding: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    family: str = ""
+    """grade, cefr, band or skill (see `modeling.names.MODEL_IDENTITIES`)."""
+    feature_version: str = ""
+    """The feature version of the table it was trained on; serving refuses another."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -136,6 +150,8 @@ class ModelBundle:
         decoding: dict[str, Any] | None = None,
         calibration: dict[str, Any] | None = None,
         info: dict[str, Any] | None = None,
+        family: str = "",
+        feature_version: str = "",
     ) -> ModelBundle:
         n_features = len(feature_columns)
         onnx_parts = [
@@ -153,6 +169,8 @@ class ModelBundle:
             decoding=dict(decoding or {}),
             calibration=calibration,
             info=dict(info or {}),
+            family=family,
+            feature_version=feature_version,
         )
 
     # -- storage ------------------------------------------------------------------------
@@ -160,53 +178,115 @@ class ModelBundle:
     def onnx_sha256(self) -> str:
         return sha256_bytes(self.onnx_model)
 
-    def save(self, directory: Path) -> Path:
-        """Write model.onnx, booster_<i>.txt and bundle.json (with every file's sha256)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / ONNX_FILE).write_bytes(self.onnx_model)
-        native_hashes = []
-        for index, text in enumerate(self.native_models):
-            data = text.encode("utf-8")
-            (directory / f"booster_{index}.txt").write_bytes(data)
-            native_hashes.append(sha256_bytes(data))
-        manifest = {
+    def _files(self) -> dict[str, bytes]:
+        """Every file of the saved bundle, by name."""
+        description = {
             "model_name": self.model_name,
+            "family": self.family,
             "task": self.task,
+            "feature_version": self.feature_version,
             "feature_columns": self.feature_columns,
             "class_labels": self.class_labels,
             "booster_kinds": self.booster_kinds,
             "decoding": self.decoding,
             "calibration": self.calibration,
             "info": self.info,
-            "sha256": {"onnx": self.onnx_sha256, "native": native_hashes},
         }
-        (directory / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        files = {ONNX_FILE: self.onnx_model}
+        for index, text in enumerate(self.native_models):
+            files[f"booster_{index}.txt"] = text.encode("utf-8")
+        files[BUNDLE_FILE] = json.dumps(description, indent=2, sort_keys=True).encode("utf-8")
+        return files
+
+    def manifest_bytes(self) -> bytes:
+        """`manifest.json`: the sha256 of every file of the bundle."""
+        digests = {name: sha256_bytes(data) for name, data in sorted(self._files().items())}
+        return json.dumps({"files": digests}, indent=2, sort_keys=True).encode("utf-8")
+
+    @property
+    def manifest_sha256(self) -> str:
+        """The digest registered as the version tag that loading checks the manifest against."""
+        return sha256_bytes(self.manifest_bytes())
+
+    def save(self, directory: Path) -> Path:
+        """Write model.onnx, booster_<i>.txt, bundle.json and manifest.json."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in self._files().items():
+            (directory / name).write_bytes(data)
+        (directory / MANIFEST_FILE).write_bytes(self.manifest_bytes())
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> ModelBundle:
-        """Read a saved bundle; every artifact's sha256 must match the manifest."""
-        manifest = json.loads((directory / BUNDLE_FILE).read_text())
-        onnx_model = (directory / ONNX_FILE).read_bytes()
-        _verify(directory / ONNX_FILE, onnx_model, manifest["sha256"]["onnx"])
-        native = []
-        for index, expected in enumerate(manifest["sha256"]["native"]):
-            path = directory / f"booster_{index}.txt"
-            data = path.read_bytes()
-            _verify(path, data, expected)
-            native.append(data.decode("utf-8"))
+    def load(cls, directory: Path, *, expected_manifest_sha256: str | None = None) -> ModelBundle:
+        """Read a saved bundle after checking every file against `manifest.json` (and the
+        manifest against `expected_manifest_sha256`, the registered version's tag, when given).
+
+        A file the manifest does not list is refused too: the folder must be the bundle, whole.
+        """
+        manifest_path = directory / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise ArtifactIntegrityError(
+                f"{directory} has no {MANIFEST_FILE}, so its files cannot be verified; the model "
+                "was saved by an older version of the pipeline — retrain it"
+            )
+        manifest_data = manifest_path.read_bytes()
+        if expected_manifest_sha256 is not None:
+            _verify(manifest_path, manifest_data, expected_manifest_sha256, "the registry records")
+        listed: dict[str, str] = json.loads(manifest_data)["files"]
+        present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST_FILE}
+        unlisted = sorted(present - set(listed))
+        if unlisted:
+            raise ArtifactIntegrityError(
+                f"{directory} holds files its manifest does not list ({', '.join(unlisted)}); "
+                "the bundle was changed — download the model version again"
+            )
+        files = {}
+        for name, expected in listed.items():
+            path = directory / name
+            if not path.is_file():
+                raise ArtifactIntegrityError(f"{path} is missing from the bundle; retrain it")
+            files[name] = path.read_bytes()
+            _verify(path, files[name], expected, "the bundle's manifest records")
+        manifest = json.loads(files[BUNDLE_FILE])
+        n_boosters = len(manifest["booster_kinds"])
         return cls(
             model_name=manifest["model_name"],
             task=manifest["task"],
             feature_columns=manifest["feature_columns"],
             class_labels=manifest["class_labels"],
             booster_kinds=manifest["booster_kinds"],
-            native_models=native,
-            onnx_model=onnx_model,
+            native_models=[files[f"booster_{i}.txt"].decode("utf-8") for i in range(n_boosters)],
+            onnx_model=files[ONNX_FILE],
             decoding=manifest["decoding"],
             calibration=manifest["calibration"],
             info=manifest["info"],
+            family=manifest.get("family", ""),
+            feature_version=manifest.get("feature_version", ""),
         )
+
+    def verify_identity(self, model_name: str, feature_version: str | None = None) -> None:
+        """Refuse a bundle that is not the model `model_name` must hold (family, task, class
+        labels, its own recorded name), or that reads another feature version than serving
+        builds (`feature_version`, when given)."""
+        expected = identity_of(model_name)
+        found = {
+            "model name": (self.model_name, model_name),
+            "family": (self.family, expected.family),
+            "task": (self.task, expected.task),
+            "class labels": (tuple(self.class_labels), expected.class_labels),
+        }
+        if feature_version is not None:
+            found["feature version"] = (self.feature_version, feature_version)
+        wrong = [
+            f"{what} {got!r} (expected {want!r})"
+            for what, (got, want) in found.items()
+            if got != want
+        ]
+        if wrong:
+            raise BundleIdentityError(
+                f"the bundle registered as {model_name} is not that model: {'; '.join(wrong)}; "
+                "register the right bundle under this name (or retrain) before it can serve"
+            )
 
     # -- inference ----------------------------------------------------------------------
     @cached_property
@@ -282,10 +362,14 @@ def _raw(result: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     return result
 
 
-def _verify(path: Path, data: bytes, expected: str) -> None:
+class BundleIdentityError(ArtifactIntegrityError):
+    """A verified bundle that is not the model its registered name says it is."""
+
+
+def _verify(path: Path, data: bytes, expected: str, recorded_by: str) -> None:
     actual = sha256_bytes(data)
     if actual != expected:
         raise ArtifactIntegrityError(
-            f"{path} has sha256 {actual}, the bundle records {expected}: the artifact was "
-            "changed or truncated; download the model version again"
+            f"{path} has sha256 {actual}, {recorded_by} {expected}: the artifact was "
+            "changed or truncated; download the model version again (or retrain it)"
         )

@@ -3,7 +3,7 @@
 Calibrators are fitted with scikit-learn on out-of-fold (or held-out) probabilities, then
 reduced to plain numbers: isotonic keeps its interpolation knots, Platt its slope and
 intercept. Serving applies them after ONNX; a calibrated scikit-learn model is never
-exported (DESIGN §7: that path returns silently wrong probabilities).
+exported (calibrated LightGBM through skl2onnx returns silently wrong probabilities).
 
 - ``isotonic``: non-decreasing step-free map, linear between knots, clipped at the ends
   (``IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)``).

@@ -1,10 +1,10 @@
-"""Promotion gates (DESIGN §6): report figures in, one pass/fail result per gate out.
+"""Promotion gates: report figures in, one pass/fail result per gate out.
 
 Which model is gated on what:
 
 - grade: QWK, adjacent agreement, ECE, largest grade-share difference from the training
   labels, ONNX parity, latency, non-inferiority to the champion (QWK).
-- IELTS band and CEFR: DESIGN asks for their quality metrics to be *reported* (MAE, QWK on
+- IELTS band and CEFR: their quality metrics are *reported* (MAE, QWK on
   half bands; macro-F1 and QWK), not held to a floor, so their gates are ONNX parity,
   latency and non-inferiority — QWK on half bands (band) or CEFR QWK (CEFR) may not fall
   below the champion's by more than ``max_qwk_drop_vs_champion``.
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """DESIGN §6 defaults; build from settings to change them."""
+    """The default thresholds; build from settings (HULEEDU_GATE_*) to change them."""
 
     min_qwk: float = 0.70
     min_adjacent_agreement: float = 0.90
@@ -320,7 +320,7 @@ def band_gates(
     champion: ChampionComparison | None,
 ) -> list[GateResult]:
     """Parity, latency, non-inferiority on QWK over half bands; MAE etc. are only reported."""
-    del report  # reported, not gated (DESIGN §6); kept so every model's call looks alike
+    del report  # reported, not gated; kept so every model's call looks alike
     return [
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),

@@ -1,7 +1,8 @@
 """LightGBM booster -> ONNX bytes, an onnxruntime runner, and native/ONNX parity figures.
 
 Only bare boosters are exported (``onnxmltools.convert_lightgbm``, ``zipmap=False``);
-ordinal decoding and calibration run in numpy on the runner's output (DESIGN §7).
+ordinal decoding and calibration run in numpy on the runner's output (a calibrated model
+through skl2onnx is silently wrong).
 
 Measured with onnxmltools 1.16 / onnx 1.23 / onnxruntime 1.32 / lightgbm 4.7:
 ``target_opset`` must be an int <= 15 (the ``{"": 15, "ai.onnx.ml": ...}`` dict form raises
@@ -10,7 +11,7 @@ a TypeError inside the converter); the converter stamps the lowest opsets the gr
 direction for splits trained with NaN (missing_type=NaN) and are treated as 0 for splits
 trained without (missing_type=None), as native LightGBM does. Thresholds become float32,
 so a value lying between a float64 threshold and its float32 rounding can take the other
-branch (DESIGN §8: a few rows per 100k); regression sums trees in float32 (~1e-6
+branch (a few rows per 100k); regression sums trees in float32 (~1e-6
 relative).
 """
 
@@ -31,7 +32,7 @@ OBJECTIVE_KINDS = ("binary", "multiclass", "regression")
 INPUT_NAME = "features"
 MAX_TARGET_OPSET = 15
 REGRESSION_SPLIT = 100
-# DESIGN §6/§8 parity thresholds, as shares of rows.
+# Parity thresholds, as shares of rows (gates onnx_parity_over_tolerance / _flipped).
 PROB_TOLERANCE = 1e-5
 MAX_SHARE_OVER_TOLERANCE = 1e-4
 MAX_SHARE_FLIPPED = 1e-3
@@ -212,8 +213,8 @@ def parity_report(
     ``kind`` defaults to ``multiclass`` for (n, K) inputs (a flip is a different argmax) and
     ``binary`` for 1-D inputs (a flip is a different side of 0.5); with ``regression`` no
     flips are counted and the tolerance is absolute on the value, so for an ordinal
-    regression compare the decoded probabilities as well. ``passed`` applies the DESIGN
-    share thresholds.
+    regression compare the decoded probabilities as well. ``passed`` applies the share
+    thresholds above.
     """
     a = np.asarray(native, dtype=np.float64)
     b = np.asarray(onnx, dtype=np.float64)

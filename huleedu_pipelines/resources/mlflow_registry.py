@@ -1,4 +1,4 @@
-"""MLflow tracking and model registry as a small Dagster resource (DESIGN §5, §7).
+"""MLflow tracking and model registry as a small Dagster resource.
 
 Not dagster-mlflow: every method names its run or model version explicitly, and a run this
 resource starts always ends (FINISHED, or FAILED when anything inside raises).
@@ -20,7 +20,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from urllib.parse import urlparse
 import dagster as dg
 import numpy as np
 
+from huleedu_pipelines.modeling.bundle import MANIFEST_FILE, MANIFEST_TAG
 from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
 
 if TYPE_CHECKING:
@@ -113,10 +116,11 @@ class MlflowRegistryResource(dg.ConfigurableResource):
         ``huleedu.skipped_metrics``. Long param values are truncated to MLflow's limit.
         """
         bundle_dir = Path(bundle_dir)
-        if not (bundle_dir / BUNDLE_MANIFEST).is_file():
-            raise FileNotFoundError(
-                f"{bundle_dir} has no {BUNDLE_MANIFEST}; write the model bundle before logging it"
-            )
+        for required in (BUNDLE_MANIFEST, MANIFEST_FILE):
+            if not (bundle_dir / required).is_file():
+                raise FileNotFoundError(
+                    f"{bundle_dir} has no {required}; save the model bundle before logging it"
+                )
         plot_paths = [Path(plot) for plot in plots]
         missing = [str(path) for path in plot_paths if not path.is_file()]
         if missing:
@@ -158,6 +162,7 @@ class MlflowRegistryResource(dg.ConfigurableResource):
                 **_string_tags(tags),
                 RUN_ID_TAG: run_id,
                 ONNX_SHA256_TAG: hashlib.sha256(onnx_bytes).hexdigest(),
+                MANIFEST_TAG: hashlib.sha256((bundle_dir / MANIFEST_FILE).read_bytes()).hexdigest(),
             }
             created = mlflow.register_model(model_info.model_uri, model_name, tags=version_tags)
             client.set_registered_model_alias(model_name, alias, str(created.version))
@@ -215,10 +220,18 @@ class MlflowRegistryResource(dg.ConfigurableResource):
         ``versions``, each with ``version``, ``aliases``, ``run_id``, ``created_at`` (ISO
         8601, UTC), ``status`` and ``tags``.
         """
-        if "'" in prefix:
-            raise ValueError(f"prefix must not contain a quote: {prefix!r}")
+        if not _SAFE_PREFIX.fullmatch(prefix):
+            raise ValueError(
+                f"prefix {prefix!r} may hold only letters, digits and '-' (it is placed in a "
+                "registry search filter)"
+            )
         client = self._client()
         filter_string = f"name LIKE '{prefix}%'" if prefix else None
+        # One search for all versions under the prefix, grouped here: no model name (a value
+        # read from the store) is ever placed in a filter string.
+        versions_by_name: dict[str, list] = {}
+        for found in _paged(client.search_model_versions, filter_string=filter_string):
+            versions_by_name.setdefault(found.name, []).append(found)
         models = []
         for registered in _paged(client.search_registered_models, filter_string=filter_string):
             if not registered.name.startswith(prefix):
@@ -234,9 +247,7 @@ class MlflowRegistryResource(dg.ConfigurableResource):
                     "status": found.status,
                     "tags": dict(found.tags),
                 }
-                for found in _paged(
-                    client.search_model_versions, filter_string=f"name = '{registered.name}'"
-                )
+                for found in versions_by_name.get(registered.name, [])
             ]
             versions.sort(key=lambda entry: int(entry["version"]))
             models.append(
@@ -327,7 +338,10 @@ class MlflowRegistryResource(dg.ConfigurableResource):
         self._use_uri()
         from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        def build() -> "MlflowClient":
+            return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+        return _created_store_client(build, self.tracking_uri)
 
     def resolved_artifact_location(self) -> str | None:
         """Artifact URI for a new experiment; None leaves it to the tracking server."""
@@ -493,3 +507,55 @@ def _paged(search: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
         token = page.token
         if not token:
             return
+
+
+_SAFE_PREFIX = re.compile(r"[A-Za-z0-9-]*")
+"""Registered-name prefixes safe to place in a filter (no quotes, no LIKE wildcards)."""
+
+_CREATED_STORES: set[str] = set()
+_CREATED_STORES_LOCK = threading.Lock()
+
+
+def sqlite_database(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for servers and ``:memory:``.
+
+    Read-only commands check it exists first: opening a missing one creates an empty store.
+    """
+    if not urlparse(tracking_uri).scheme.startswith("sqlite"):
+        return None
+    import sqlalchemy as sa
+
+    database = sa.engine.make_url(tracking_uri).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _created_store_client(build: Callable[[], "MlflowClient"], tracking_uri: str) -> "MlflowClient":
+    """``build()``, creating a SQLite store's schema under a file lock the first time.
+
+    MLflow creates and migrates a new SQLite database when a client first opens it (the
+    client's constructor does). Two processes doing that at once (a training run and a CLI
+    command, two run workers) both migrate and one fails. The lock (``<database>.lock``) lets
+    the first create the schema while the other waits, then finds the tables there. Once per
+    process and store; servers need no lock.
+    """
+    database = sqlite_database(tracking_uri)
+    if database is None or tracking_uri in _CREATED_STORES:
+        return build()
+    import fcntl
+
+    with _CREATED_STORES_LOCK:
+        if tracking_uri in _CREATED_STORES:
+            return build()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = database.with_name(f"{database.name}.lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client = build()  # opens (and if new, creates) the tracking store
+                client.search_registered_models(max_results=1)  # and the registry store
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        _CREATED_STORES.add(tracking_uri)
+        return client

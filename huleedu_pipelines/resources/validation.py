@@ -9,7 +9,8 @@ from huleedu_pipelines.settings import Settings
 
 
 class ValidationResource(dg.ConfigurableResource):
-    """Promotion gates (DESIGN.md §6 defaults, overridable by HULEEDU_GATE_* settings)."""
+    """Promotion gates (defaults in modeling.gates.GateThresholds, overridable by HULEEDU_GATE_*
+    settings)."""
 
     min_qwk: float = 0.70
     min_adjacent_agreement: float = 0.90

@@ -1,4 +1,4 @@
-"""Automation (DESIGN.md §4): the new-labels sensor and the weekly and nightly schedules."""
+"""Automation: the new-labels sensor and the weekly and nightly schedules."""
 
 from huleedu_pipelines.schedules.schedules import (
     nightly_inference_schedule,

@@ -1,8 +1,9 @@
 """Bulk writes for large outputs (the nightly scoring tables).
 
 `write_frame` writes a polars frame inside the caller's transaction: on PostgreSQL the rows
-are streamed as CSV with `COPY` (DESIGN.md §8: row-by-row ~7k rows/s, executemany ~40k,
-`COPY` ~100k on an idle machine), on SQLite they are upserted with one executemany.
+are streamed as CSV with `COPY` (measured on PostgreSQL on 2 cores: row-by-row ~7k rows/s,
+executemany ~40k, `COPY` ~100k on an idle machine), on SQLite they are upserted with one
+executemany.
 `bulk_upsert` is the same for a list of row dicts, with one transaction per chunk.
 """
 

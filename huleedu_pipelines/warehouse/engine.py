@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -40,14 +42,43 @@ def cached_engine(url: str) -> sa.Engine:
     return make_engine(url)
 
 
+MIGRATION_LOCK_KEY = 0x48554C4545  # "HULEE": the PostgreSQL advisory lock of migrations
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (a file lock beside it)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with Path(f"{database}.migrate.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
-    """Bring the warehouse schema to `revision` with Alembic; a no-op when already there."""
+    """Bring the warehouse schema to `revision` with Alembic; a no-op when already there.
+
+    Two processes migrating a new warehouse at once take turns (a file lock on SQLite, an
+    advisory lock held by the migration's transaction on PostgreSQL), so neither fails with
+    "table already exists".
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -1,4 +1,4 @@
-"""Warehouse tables (DESIGN.md §3) as SQLAlchemy Core metadata.
+"""Warehouse tables as SQLAlchemy Core metadata (documented in docs/architecture.md).
 
 Input tables mirror the platform's services and deliberately carry no CHECK or foreign-key
 constraints: they hold whatever the services wrote, and the ingest assets decide what is
@@ -178,6 +178,18 @@ model_promotions = sa.Table(
     sa.Column("report_uri", sa.Text, nullable=True),
 )
 
+serving_models = sa.Table(
+    "serving_models",
+    metadata,
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("since", TZ, nullable=False),
+    sa.PrimaryKeyConstraint("model_name", "alias", name="pk_serving_models"),
+)
+"""Which version each alias points at now, as the product decided it: changed only in the same
+transaction as its `model_promotions` row. The `current_*` views read it."""
+
 quarantine = sa.Table(
     "quarantine",
     metadata,
@@ -201,7 +213,6 @@ INPUT_TABLES = (
     cj_processed_essays,
     cj_comparison_pairs,
 )
-OUTPUT_TABLES = (skill_assessments, essay_grade_predictions, model_promotions, quarantine)
 
 sa.Index("ix_essays_updated_at", essays.c.updated_at)
 

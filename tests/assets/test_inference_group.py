@@ -38,6 +38,7 @@ from huleedu_pipelines.warehouse.tables import (
     essay_grade_predictions,
     essays,
     quarantine,
+    serving_models,
     skill_assessments,
     skill_ratings,
 )
@@ -210,6 +211,12 @@ def test_a_killed_run_and_its_rerun_leave_the_tables_of_one_clean_run(
         bad_rows=0,
         latent_truth_path=tmp_path / "latent_truth.parquet",
     )
+    # This warehouse serves the trained home's champions: record them here, as promotion
+    # would have (a warehouse serves only the champions it recorded).
+    with night.engine.connect() as connection:
+        recorded = connection.execute(sa.select(serving_models)).mappings().all()
+    with engine.begin() as connection:
+        connection.execute(sa.insert(serving_models), [dict(row) for row in recorded])
     env = dict(
         os.environ,
         HULEEDU_WAREHOUSE_URL=postgres_url,

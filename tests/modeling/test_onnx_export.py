@@ -72,7 +72,7 @@ def exported(training_rows: dict) -> dict[tuple[str, str], tuple[lgb.Booster, by
 def test_onnx_matches_native_on_held_out_rows(
     kind: str, data_name: str, exported: dict, held_out: np.ndarray
 ) -> None:
-    """Parity within DESIGN thresholds, including NaN inputs.
+    """Parity within the share thresholds of onnx_export, including NaN inputs.
 
     ``complete`` boosters never saw a missing value (LightGBM missing_type=None: NaN is
     read as 0); ``with_missing`` ones learned a default direction for NaN.

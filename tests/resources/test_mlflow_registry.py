@@ -78,6 +78,7 @@ def bundle_dir(tmp_path: Path, tiny_model: TinyModel) -> Path:
     (folder / "native" / "model_0.txt").write_text(tiny_model.booster.model_to_string())
     (folder / "bundle.json").write_text(json.dumps({"calibration": {"a": 1.0, "b": 0.0}}))
     (folder / "features.json").write_text(json.dumps([f"f{i}" for i in range(N_FEATURES)]))
+    (folder / "manifest.json").write_text(json.dumps({"files": {}}))  # its digest becomes a tag
     return folder
 
 
@@ -399,3 +400,57 @@ def test_against_a_tracking_server(
     assert listed["aliases"] == {"challenger": "2", "champion": "1"}
     artifact_root = _client(remote).get_experiment_by_name(remote.experiment_name)
     assert artifact_root.artifact_location.startswith("mlflow-artifacts:")
+
+
+# ---- names never reach a filter string; a new store is created once ---------------------
+
+
+def test_list_models_reads_a_name_holding_a_quote(
+    registry: MlflowRegistryResource, tmp_path: Path
+) -> None:
+    """A registered name is data, not filter syntax: a quote in it (which used to end the
+    `name = '...'` filter and break every listing) lists like any other name."""
+    name = "huleedu-t-o'neil"
+    client = _client(registry)
+    client.create_registered_model(name)
+    client.create_model_version(name, source=str(tmp_path))
+    client.create_model_version(name, source=str(tmp_path))
+    models = {m["name"]: m for m in registry.list_models(prefix="huleedu-t-o")}
+    assert [v["version"] for v in models[name]["versions"]] == ["1", "2"]
+
+
+@pytest.mark.parametrize("prefix", ["huleedu_", "huleedu-%", "x' OR '1'='1"])
+def test_list_models_refuses_a_prefix_that_is_filter_syntax(
+    registry: MlflowRegistryResource, prefix: str
+) -> None:
+    with pytest.raises(ValueError, match="only letters, digits and '-'"):
+        registry.list_models(prefix=prefix)
+
+
+def _open_new_store(tracking_uri: str, name: str, barrier) -> None:
+    """One of two processes opening the same new SQLite store at the same moment."""
+    registry = MlflowRegistryResource(tracking_uri=tracking_uri)
+    barrier.wait(timeout=60)
+    registry.list_models()
+    _client(registry).create_registered_model(name)
+
+
+def test_two_processes_creating_one_store_both_succeed(tmp_path: Path) -> None:
+    """Without the creation lock both ran MLflow's migrations on the new database and one
+    failed ("duplicate column name", "table experiments already exists")."""
+    import multiprocessing
+
+    tracking_uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    processes = [
+        context.Process(target=_open_new_store, args=(tracking_uri, name, barrier))
+        for name in ("huleedu-t-race-a", "huleedu-t-race-b")
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    assert [process.exitcode for process in processes] == [0, 0]
+    store = MlflowRegistryResource(tracking_uri=tracking_uri)
+    assert [m["name"] for m in store.list_models()] == ["huleedu-t-race-a", "huleedu-t-race-b"]

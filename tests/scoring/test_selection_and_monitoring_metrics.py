@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from huleedu_pipelines.features.build import current_feature_hashes
+from huleedu_pipelines.modeling.names import SKILL_MODELS
 from huleedu_pipelines.monitoring import (
     grade_distribution_psi,
     shadow_agreement,
@@ -15,8 +16,10 @@ from huleedu_pipelines.monitoring import (
 from huleedu_pipelines.scoring import (
     SELECTED_BACKFILL,
     SELECTED_CHANGED,
+    SELECTED_MISSING,
     SELECTED_NEW,
     day_window,
+    expected_current_rows,
     select_essays,
 )
 
@@ -60,24 +63,60 @@ def test_a_day_selects_its_new_and_updated_essays_and_essays_whose_features_chan
             ("no_timestamps", None, None, "h7"),
         ]
     )
-    scored = pl.DataFrame(
+    current = pl.DataFrame(
         {
-            "essay_id": ["new", "old_unchanged", "old_changed"],
-            "scored_feature_hash": ["h1", "h4", "h5-old"],
+            "essay_id": ["new", "old_unchanged", "old_changed", "old_never_scored"],
+            "feature_hash": ["h1", "h4", "h5-old", "h6"],
         }
     )
-    selected = select_essays(hashed, scored, DAY)
+    selected = select_essays(hashed, current, DAY, expected_rows=1)
     assert dict(selected.select("essay_id", "selected_because").iter_rows()) == {
         "new": SELECTED_NEW,
         "updated": SELECTED_NEW,
         "old_changed": SELECTED_CHANGED,
+        "midnight_next_day": SELECTED_MISSING,
+        "no_timestamps": SELECTED_MISSING,
     }
+
+
+def test_an_essay_lacking_a_row_from_a_current_champion_is_selected() -> None:
+    """After a promotion (or a rollback to a version that never scored them) essays have fewer
+    current rows than there are champions: the next night scores them, no backfill needed."""
+    before = DAY - dt.timedelta(days=3)
+    hashed = _hashed(
+        [
+            ("complete", _at(before, 9), None, "h1"),
+            ("one_skill_missing", _at(before, 9), None, "h2"),
+            ("no_current_rows", _at(before, 9), None, "h3"),
+        ]
+    )
+    current = pl.DataFrame(
+        {
+            "essay_id": [
+                "complete",
+                "complete",
+                "complete",
+                "one_skill_missing",
+                "one_skill_missing",
+            ],
+            "feature_hash": ["h1", "h1", "h1", "h2", "h2"],
+        }
+    )
+    selected = select_essays(hashed, current, DAY, expected_rows=3)
+    assert dict(selected.select("essay_id", "selected_because").iter_rows()) == {
+        "one_skill_missing": SELECTED_MISSING,
+        "no_current_rows": SELECTED_MISSING,
+    }
+    assert select_essays(hashed, current.head(0), DAY, expected_rows=0).is_empty()
+    assert expected_current_rows({"huleedu-cefr": "2", SKILL_MODELS["grammar"]: "1"}) == 2
+    assert expected_current_rows({SKILL_MODELS["grammar"]: "1"}) == 1
+    assert expected_current_rows({}) == 0
 
 
 def test_a_backfill_selects_every_essay() -> None:
     hashed = _hashed([("a", None, None, "h1"), ("b", _at(DAY, 1), None, "h2")])
     selected = select_essays(
-        hashed, pl.DataFrame({"essay_id": ["a"], "scored_feature_hash": ["h1"]}), None
+        hashed, pl.DataFrame({"essay_id": ["a"], "feature_hash": ["h1"]}), None, expected_rows=1
     )
     assert selected["selected_because"].to_list() == [SELECTED_BACKFILL, SELECTED_BACKFILL]
 

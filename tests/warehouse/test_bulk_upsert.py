@@ -250,7 +250,7 @@ def test_a_failed_chunk_leaves_whole_chunks_and_a_rerun_completes(warehouse: sa.
 def test_copy_throughput_against_row_by_row_inserts(
     postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Prints (does not assert) rows/s so the figures in DESIGN.md §8 can be re-measured."""
+    """Prints (does not assert) rows/s, to re-measure the rates quoted in warehouse/bulk.py."""
     engine = make_engine(postgres_url)
     migrate(engine)
     try:

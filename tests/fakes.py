@@ -1,0 +1,147 @@
+"""An in-memory fake of the model registry the services use, and tiny real model bundles.
+
+The fake keeps the registry's contract (versions with tags, aliases, bundle downloads) without
+an MLflow store, so service-level tests run in seconds; the bundles are real LightGBM models
+exported to ONNX, small enough to train in well under a second each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS
+from huleedu_pipelines.modeling.bundle import MANIFEST_FILE, MANIFEST_TAG, ModelBundle
+from huleedu_pipelines.modeling.names import identity_of
+from huleedu_pipelines.resources.mlflow_registry import (
+    ONNX_SHA256_TAG,
+    ModelVersionNotFoundError,
+)
+
+FEATURE_VERSION = "test-features-v1"
+
+
+@dataclass(frozen=True)
+class FakeVersionRef:
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class FakeRegistry:
+    """Registered versions as bundle folders under `root`; aliases in a dict."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.versions: dict[str, dict[str, dict[str, str]]] = {}
+        self.aliases: dict[tuple[str, str], str] = {}
+        self.fail_set_alias: Exception | None = None
+
+    def register(self, model_name: str, bundle: ModelBundle, alias: str = "challenger") -> str:
+        versions = self.versions.setdefault(model_name, {})
+        version = str(len(versions) + 1)
+        folder = bundle.save(self.bundle_dir(model_name, version))
+        versions[version] = {
+            MANIFEST_TAG: hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest(),
+            ONNX_SHA256_TAG: bundle.onnx_sha256,
+        }
+        self.aliases[(model_name, alias)] = version
+        return version
+
+    def bundle_dir(self, model_name: str, version: str) -> Path:
+        return self.root / model_name / version
+
+    def get_version_by_number(self, model_name: str, version: str) -> FakeVersionRef:
+        try:
+            tags = self.versions[model_name][str(version)]
+        except KeyError:
+            raise ModelVersionNotFoundError(f"{model_name} v{version} is not registered") from None
+        aliases = tuple(a for (n, a), v in self.aliases.items() if n == model_name and v == version)
+        return FakeVersionRef(model_name, str(version), f"run-{version}", aliases, dict(tags))
+
+    def get_version(self, model_name: str, alias: str) -> FakeVersionRef | None:
+        version = self.aliases.get((model_name, alias))
+        return None if version is None else self.get_version_by_number(model_name, version)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        if self.fail_set_alias is not None:
+            raise self.fail_set_alias
+        self.get_version_by_number(model_name, version)
+        self.aliases[(model_name, alias)] = str(version)
+
+    def delete_alias(self, model_name: str, alias: str) -> None:
+        self.aliases.pop((model_name, alias), None)
+
+    def download_bundle(self, model_name: str, version: str, destination: Path) -> Path:
+        self.get_version_by_number(model_name, version)
+        target = destination / "bundle"
+        shutil.copytree(self.bundle_dir(model_name, version), target)
+        return target
+
+
+def tiny_bundle(model_name: str, seed: int = 0, *, family_of: str | None = None) -> ModelBundle:
+    """A real (if meaningless) bundle for `model_name`, trained on random feature rows.
+
+    `family_of` builds the bundle another model would hold (e.g. a CEFR model) while keeping
+    `model_name` as its name, to test that loading refuses a bundle of the wrong family.
+    """
+    import lightgbm as lgb
+
+    from huleedu_pipelines.modeling.ordinal import lightgbm_params, make_ordinal_model
+
+    identity = identity_of(family_of or model_name)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(80, len(MODEL_FEATURE_COLUMNS)))
+    common = {
+        "model_name": model_name,
+        "task": identity.task,
+        "feature_columns": MODEL_FEATURE_COLUMNS,
+        "class_labels": identity.class_labels,
+        "family": identity.family,
+        "feature_version": FEATURE_VERSION,
+    }
+    if identity.task == "ordinal":
+        n_classes = len(identity.class_labels)
+        y = np.arange(80) % n_classes
+        model = make_ordinal_model(
+            "multiclass", n_classes, {"n_estimators": 3, "min_data_in_leaf": 5}, seed=seed, n_jobs=1
+        ).fit(X, y)
+        return ModelBundle.from_boosters(
+            **common,
+            boosters=model.boosters,
+            booster_kinds=model.booster_kinds,
+            decoding=model.decoding_params(),
+        )
+    objective = "regression" if identity.task == "regression" else "binary"
+    y = 4.0 + X[:, 0] if objective == "regression" else (X[:, 0] > 0).astype(int)
+    params = lightgbm_params({"min_data_in_leaf": 5}, objective=objective, seed=seed, n_jobs=1)
+    booster = lgb.train(params, lgb.Dataset(X, y, params=params), num_boost_round=3)
+    return ModelBundle.from_boosters(
+        **common,
+        boosters=[booster],
+        booster_kinds=[objective],
+        decoding={"residual_sd": 0.5} if objective == "regression" else None,
+    )
+
+
+def feature_rows(n: int, seed: int = 1):
+    """Scoring input: essay_id, student_id, feature_version, feature_hash and random features."""
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, len(MODEL_FEATURE_COLUMNS)))
+    ids = [f"essay-{i:03d}" for i in range(n)]
+    return pl.DataFrame(
+        {
+            "essay_id": ids,
+            "student_id": [f"s{i % 7}" for i in range(n)],
+            "feature_version": [FEATURE_VERSION] * n,
+            "feature_hash": [f"hash-{i}" for i in range(n)],
+        }
+    ).hstack(pl.DataFrame(X, schema=list(MODEL_FEATURE_COLUMNS)))
