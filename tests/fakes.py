@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,12 @@ from huleedu_pipelines.modeling.bundle import MANIFEST_FILE, MANIFEST_TAG, Model
 from huleedu_pipelines.modeling.names import identity_of
 from huleedu_pipelines.resources.mlflow_registry import (
     ONNX_SHA256_TAG,
+    MlflowRegistryResource,
     ModelVersionNotFoundError,
+    ModelVersionRef,
 )
 
 FEATURE_VERSION = "test-features-v1"
-
-
-@dataclass(frozen=True)
-class FakeVersionRef:
-    name: str
-    version: str
-    run_id: str
-    aliases: tuple[str, ...]
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 class FakeRegistry:
@@ -57,15 +49,15 @@ class FakeRegistry:
     def bundle_dir(self, model_name: str, version: str) -> Path:
         return self.root / model_name / version
 
-    def get_version_by_number(self, model_name: str, version: str) -> FakeVersionRef:
+    def get_version_by_number(self, model_name: str, version: str) -> ModelVersionRef:
         try:
             tags = self.versions[model_name][str(version)]
         except KeyError:
             raise ModelVersionNotFoundError(f"{model_name} v{version} is not registered") from None
         aliases = tuple(a for (n, a), v in self.aliases.items() if n == model_name and v == version)
-        return FakeVersionRef(model_name, str(version), f"run-{version}", aliases, dict(tags))
+        return ModelVersionRef(model_name, str(version), f"run-{version}", aliases, dict(tags))
 
-    def get_version(self, model_name: str, alias: str) -> FakeVersionRef | None:
+    def get_version(self, model_name: str, alias: str) -> ModelVersionRef | None:
         version = self.aliases.get((model_name, alias))
         return None if version is None else self.get_version_by_number(model_name, version)
 
@@ -145,3 +137,23 @@ def feature_rows(n: int, seed: int = 1):
             "feature_hash": [f"hash-{i}" for i in range(n)],
         }
     ).hstack(pl.DataFrame(X, schema=list(MODEL_FEATURE_COLUMNS)))
+
+
+def register_in_mlflow(
+    registry: MlflowRegistryResource, model_name: str, bundle: ModelBundle, folder: Path
+) -> str:
+    """Register `bundle` as a new version of `model_name` in a real MLflow store (alias
+    `challenger`), the way training does; returns the version."""
+    example = np.zeros((2, len(bundle.feature_columns)), dtype=np.float32)
+    ref = registry.log_model_version(
+        model_name=model_name,
+        run_name=f"{model_name}-test",
+        onnx_bytes=bundle.onnx_model,
+        input_example=example,
+        output_example=bundle.onnx_raw_outputs(example)[0],
+        bundle_dir=bundle.save(folder),
+        params={},
+        metrics={},
+        tags={},
+    )
+    return ref.version

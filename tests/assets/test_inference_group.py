@@ -364,24 +364,15 @@ def _register_copy_as_challenger(night: Night, model_name: str) -> str:
     exactly with the champion's), registered with alias `challenger`."""
     import tempfile
 
+    from fakes import register_in_mlflow
+
     registry = night.registry()
     champion = registry.get_version(model_name, CHAMPION)
     bundle = load_registered_bundle(registry, model_name, champion.version)
-    example = np.zeros((2, len(bundle.feature_columns)), dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        ref = registry.log_model_version(
-            model_name=model_name,
-            run_name=f"{model_name}-copy",
-            onnx_bytes=bundle.onnx_model,
-            input_example=example,
-            output_example=bundle.onnx_raw_outputs(example)[0],
-            bundle_dir=bundle.save(Path(folder)),
-            params={},
-            metrics={},
-            tags={},
-        )
-    assert ref.version != champion.version
-    return ref.version
+        version = register_in_mlflow(registry, model_name, bundle, Path(folder))
+    assert version != champion.version
+    return version
 
 
 def test_a_differing_challenger_is_shadow_scored_beside_the_champion(night: Night) -> None:

@@ -6,9 +6,8 @@ Tampering happens where an attacker (or a broken copy) would do it: in the artif
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from fakes import tiny_bundle
+from fakes import register_in_mlflow, tiny_bundle
 
 from huleedu_pipelines.modeling.bundle import MANIFEST_TAG, BundleIdentityError
 from huleedu_pipelines.modeling.names import CEFR_MODEL, GRADE_MODEL
@@ -23,22 +22,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> MlflowRegistryResource
     return MlflowRegistryResource(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
 
 
-def _register(registry: MlflowRegistryResource, name: str, bundle, folder: Path) -> str:
-    example = np.zeros((2, len(bundle.feature_columns)), dtype=np.float32)
-    ref = registry.log_model_version(
-        model_name=name,
-        run_name=f"{name}-test",
-        onnx_bytes=bundle.onnx_model,
-        input_example=example,
-        output_example=bundle.onnx_raw_outputs(example)[0],
-        bundle_dir=bundle.save(folder),
-        params={},
-        metrics={},
-        tags={},
-    )
-    return ref.version
-
-
 def _stored_bundle_json(registry: MlflowRegistryResource, name: str, version: str) -> Path:
     run_id = registry.get_version_by_number(name, version).run_id
     store = Path(registry.resolved_artifact_location().removeprefix("file://"))
@@ -48,7 +31,7 @@ def _stored_bundle_json(registry: MlflowRegistryResource, name: str, version: st
 
 def test_registration_tags_the_manifest_and_loading_checks_every_byte(registry, tmp_path) -> None:
     bundle = tiny_bundle(GRADE_MODEL)
-    version = _register(registry, GRADE_MODEL, bundle, tmp_path / "b")
+    version = register_in_mlflow(registry, GRADE_MODEL, bundle, tmp_path / "b")
     ref = registry.get_version_by_number(GRADE_MODEL, version)
     assert ref.tags[MANIFEST_TAG] == bundle.manifest_sha256
     loaded = load_registered_bundle(registry, GRADE_MODEL, version)
@@ -63,7 +46,7 @@ def test_registration_tags_the_manifest_and_loading_checks_every_byte(registry, 
 
 
 def test_a_version_without_the_manifest_tag_is_refused(registry, tmp_path) -> None:
-    version = _register(registry, GRADE_MODEL, tiny_bundle(GRADE_MODEL, 1), tmp_path / "b")
+    version = register_in_mlflow(registry, GRADE_MODEL, tiny_bundle(GRADE_MODEL, 1), tmp_path / "b")
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=registry.tracking_uri).delete_model_version_tag(
@@ -75,6 +58,6 @@ def test_a_version_without_the_manifest_tag_is_refused(registry, tmp_path) -> No
 
 def test_a_cefr_bundle_registered_as_the_grade_model_is_refused(registry, tmp_path) -> None:
     cefr = tiny_bundle(CEFR_MODEL, 2)  # says model_name huleedu-cefr, family cefr
-    version = _register(registry, GRADE_MODEL, cefr, tmp_path / "b")
+    version = register_in_mlflow(registry, GRADE_MODEL, cefr, tmp_path / "b")
     with pytest.raises(BundleIdentityError, match="is not that model"):
         load_registered_bundle(registry, GRADE_MODEL, version)
