@@ -410,6 +410,7 @@ def registry_promote(
     if moved is None:
         typer.echo(f"{name} v{version} is already champion")
     else:
+        _record_champion_move(settings, moved)
         typer.echo(f"{name}: champion v{moved['previous_version']} -> v{version}")
 
 
@@ -428,8 +429,30 @@ def registry_rollback(name: str) -> None:
     except PromotionError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
+    _record_champion_move(settings, row)
     typer.echo(
         f"{name}: champion v{row['previous_version']} -> v{row['version']} ({row['reason']})"
+    )
+
+
+def _record_champion_move(settings, move: dict) -> None:
+    """A materialization of `promoted_models` on the instance, so the UI shows the scores that
+    depend on it as stale after a champion moved from the command line, as after training."""
+    import dagster as dg
+
+    from huleedu_pipelines.runner import dagster_instance
+
+    dagster_instance(settings).report_runless_asset_event(
+        dg.AssetMaterialization(
+            "promoted_models",
+            description=f"{move['model_name']}: champion v{move['version']} ({move['reason']})",
+            metadata={
+                "model_name": move["model_name"],
+                "version": move["version"],
+                "previous_version": move["previous_version"] or "",
+                "reason": move["reason"],
+            },
+        )
     )
 
 

@@ -8,6 +8,7 @@ far below them (QWK near 0 against a floor of 0.5).
 
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def lifecycle(tmp_path_factory, shared_feature_cache):
-    import dagster as dg
     from support import TRAINING_GROUPS, run_groups, seed_small_trainable_home
 
     root = tmp_path_factory.mktemp("validation")
@@ -101,6 +101,16 @@ def test_identical_retrain_is_non_inferior_then_rollback_restores_v1(lifecycle) 
         ).all()
     assert [(m.version, m.previous_version) for m in moves] == [("1", None), ("2", "1"), ("1", "2")]
     assert moves[-1].reason.startswith("rollback")
+    # The move is a materialization of promoted_models on the home's instance, so the UI
+    # shows the scores downstream of it as stale, as after a training run.
+    from huleedu_pipelines.runner import dagster_instance
+    from huleedu_pipelines.settings import get_settings
+
+    event = dagster_instance(get_settings()).get_latest_materialization_event(
+        dg.AssetKey("promoted_models")
+    )
+    assert event is not None
+    assert event.asset_materialization.metadata["version"].value == "1"
 
 
 def test_a_model_trained_on_shuffled_labels_is_blocked(lifecycle) -> None:
