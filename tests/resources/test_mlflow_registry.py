@@ -100,7 +100,7 @@ def _log(registry: MlflowRegistryResource, model: TinyModel, bundle_dir: Path, n
 def _client(registry: MlflowRegistryResource):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=registry.tracking_uri)
+    return MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
 
 
 def test_log_model_version_records_run_model_and_version(
