@@ -5,7 +5,7 @@ feature version; re-materializing recomputes only essays whose text changed."""
 import dagster as dg
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import frame_metadata
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
 from huleedu_pipelines.features.build import (
     CJ_FEATURE_COLUMNS,
     EMBEDDING_COLUMNS,
@@ -20,7 +20,6 @@ from huleedu_pipelines.features.text import TEXT_FEATURES
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
 
 GROUP = "features"
-OWNERS = ["team:ml-platform"]
 
 
 def _cache_metadata(computed: int, reused: int) -> dict:

@@ -14,9 +14,9 @@ from huleedu_pipelines.assets.inference_checks import (
     check_skill_assessments_current,
 )
 from huleedu_pipelines.assets.ingest import split_valid_rows
-from huleedu_pipelines.assets.metadata import frame_metadata
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
 from huleedu_pipelines.assets.partitions import daily_partitions
-from huleedu_pipelines.domain.validation import comparison_problem, essay_text_problem
+from huleedu_pipelines.domain.input_rules import comparison_problem, essay_text_problem
 from huleedu_pipelines.features.build import current_feature_hashes, feature_version
 from huleedu_pipelines.modeling.names import CHAMPION
 from huleedu_pipelines.resources import (
@@ -26,7 +26,7 @@ from huleedu_pipelines.resources import (
     ScoringResource,
     WarehouseResource,
 )
-from huleedu_pipelines.scoring import (
+from huleedu_pipelines.services.scoring import (
     build_scoring_features,
     current_scores,
     expected_current_rows,
@@ -43,7 +43,6 @@ from huleedu_pipelines.warehouse.tables import cj_comparison_pairs, essays
 from huleedu_pipelines.warehouse.writes import write_quarantine
 
 GROUP = "inference"
-OWNERS = ["team:ml-platform"]
 
 
 class InferenceConfig(dg.Config):

@@ -17,7 +17,7 @@ from huleedu_pipelines.modeling.names import (
     SKILL_MODELS,
 )
 from huleedu_pipelines.resources import WarehouseResource
-from huleedu_pipelines.warehouse.queries import read_frame
+from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
 from huleedu_pipelines.warehouse.serving import (
     current_essay_grade_predictions,
     current_skill_assessments,
@@ -75,7 +75,7 @@ def check_skill_assessments_current(
                 connection,
                 sa.select(view.c.essay_id, view.c.feature_hash).where(
                     view.c.model_name == name,
-                    view.c.essay_id.in_(ids) if len(ids) < 10_000 else sa.true(),
+                    view.c.essay_id.in_(ids) if len(ids) <= IN_LIST_LIMIT else sa.true(),
                 ),
             )
             lacking = len(ids) - _current(rows, inference_features)
@@ -111,7 +111,7 @@ def check_grade_predictions_current(
         rows = read_frame(
             connection,
             sa.select(view.c.essay_id, view.c.feature_hash, view.c.grade_probabilities).where(
-                view.c.essay_id.in_(ids) if len(ids) < 10_000 else sa.true()
+                view.c.essay_id.in_(ids) if len(ids) <= IN_LIST_LIMIT else sa.true()
             ),
         )
     lacking = len(ids) - _current(rows, inference_features)

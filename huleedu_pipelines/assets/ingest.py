@@ -12,8 +12,8 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from huleedu_pipelines.assets.metadata import frame_metadata
-from huleedu_pipelines.domain.validation import (
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, LABEL_WATERMARK_KEY
+from huleedu_pipelines.domain.input_rules import (
     Problem,
     band_problem,
     comparison_problem,
@@ -39,7 +39,6 @@ from huleedu_pipelines.warehouse.tables import (
 from huleedu_pipelines.warehouse.writes import QuarantineEntry, write_quarantine
 
 GROUP = "ingest"
-OWNERS = ["team:ml-platform"]
 
 RAW_LABEL_SCHEMA = {
     "essay_id": pl.String,
@@ -208,7 +207,7 @@ def raw_labels(
         | {
             "labels_by_kind": dg.MetadataValue.json(dict(counts.iter_rows())),
             # The newest label this snapshot holds; `new_labels_sensor` counts labels after it.
-            "label_watermark": dg.MetadataValue.text(newest.isoformat() if newest else ""),
+            LABEL_WATERMARK_KEY: dg.MetadataValue.text(newest.isoformat() if newest else ""),
         },
     )
 

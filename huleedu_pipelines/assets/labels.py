@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import frame_metadata
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
 from huleedu_pipelines.domain import (
     CEFR_LEVELS,
     SKILLS,
@@ -12,7 +12,6 @@ from huleedu_pipelines.domain import (
 )
 
 GROUP = "labels"
-OWNERS = ["team:ml-platform"]
 
 
 def grade_labels_from_raw(raw_labels: pl.DataFrame) -> pl.DataFrame:

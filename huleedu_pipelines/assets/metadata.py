@@ -5,6 +5,13 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+OWNERS = ["team:ml-platform"]
+"""Who answers for every asset of the pipeline (shown in the UI)."""
+
+LABEL_WATERMARK_KEY = "label_watermark"
+"""`raw_labels` metadata: the newest label time a training run saw; the retrain sensor counts
+labels newer than the last recorded one."""
+
 _PREVIEW_CELL_CHARS = 60
 
 

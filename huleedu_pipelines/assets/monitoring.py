@@ -7,11 +7,11 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from huleedu_pipelines.assets.metadata import markdown_table
+from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
 from huleedu_pipelines.assets.partitions import daily_partitions
 from huleedu_pipelines.domain import SWEDISH_GRADES
 from huleedu_pipelines.modeling.names import CHALLENGER, CHAMPION, GRADE_MODEL, SKILL_MODELS
-from huleedu_pipelines.monitoring import (
+from huleedu_pipelines.services.monitoring import (
     MONITORING_SCHEMA,
     Measurement,
     feature_drift,
@@ -33,7 +33,6 @@ from huleedu_pipelines.warehouse.tables import (
 )
 
 GROUP = "monitoring"
-OWNERS = ["team:ml-platform"]
 DRIFT_CHECK = "check_prediction_drift"
 AGREEMENT_CHECK = "check_skill_agreement_with_teachers"
 
@@ -121,7 +120,7 @@ def prediction_monitoring(
     """Drift of the day's predicted grades and top-10 features against the training split,
     Pearson r of skill scores with teacher ratings that arrived after scoring (all scored
     essays so far), and champion–challenger agreement on the day's shadow rows."""
-    from huleedu_pipelines.validation import load_registered_bundle
+    from huleedu_pipelines.services.promotion import load_registered_bundle
 
     ids = inference_features["essay_id"].to_list()
     current = inference_features.select("essay_id", "feature_hash")

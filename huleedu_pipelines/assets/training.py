@@ -19,7 +19,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import frame_metadata, markdown_table
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, markdown_table
 from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
@@ -44,7 +44,6 @@ from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.resources.training import TrainingResource
 
 GROUP = "training"
-OWNERS = ["team:ml-platform"]
 
 MODEL_CARD_SCHEMA = {
     "model_name": pl.String,

@@ -14,14 +14,14 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import markdown_table
+from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.names import CHAMPION, GRADE_MODEL
 from huleedu_pipelines.resources import MlflowRegistryResource, TrainingResource, WarehouseResource
 from huleedu_pipelines.resources.validation import ValidationResource
-from huleedu_pipelines.validation import (
+from huleedu_pipelines.services.promotion import (
     Holdout,
     load_registered_bundle,
     measure_serving_latency,
@@ -30,7 +30,6 @@ from huleedu_pipelines.validation import (
 )
 
 GROUP = "validation"
-OWNERS = ["team:ml-platform"]
 
 VALIDATION_SCHEMA = {
     "model_name": pl.String,

@@ -28,12 +28,12 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from huleedu_pipelines.assets.ingest import raw_labels
+from huleedu_pipelines.assets.metadata import LABEL_WATERMARK_KEY
 from huleedu_pipelines.jobs import training_job
 from huleedu_pipelines.resources import WarehouseResource
 from huleedu_pipelines.settings import Settings
 from huleedu_pipelines.warehouse.tables import ielts_scores, skill_ratings, teacher_grades
 
-LABEL_WATERMARK_KEY = "label_watermark"
 """The `raw_labels` metadata entry holding the watermark (ISO-8601 UTC; "" for no labels)."""
 
 LABEL_TIMESTAMPS: tuple[sa.Column, ...] = (

@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from huleedu_pipelines.domain.skills import SKILLS
-from huleedu_pipelines.domain.validation import (
+from huleedu_pipelines.domain.input_rules import (
     Problem,
     band_problem,
     essay_text_problem,

@@ -28,7 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from huleedu_pipelines.domain.ielts import InvalidBandError, parse_band
-from huleedu_pipelines.domain.validation import Problem, decode_text, normalise_student_id
+from huleedu_pipelines.domain.input_rules import Problem, decode_text, normalise_student_id
+from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT
 from huleedu_pipelines.warehouse.tables import TABLES_BY_NAME
 from huleedu_pipelines.warehouse.writes import (
     QuarantineEntry,
@@ -249,8 +250,8 @@ def _stored_values(
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     first = columns[0]
     first_values = sorted({key[0] for key in wanted})
-    for start in range(0, len(first_values), 500):
-        chunk = first_values[start : start + 500]
+    for start in range(0, len(first_values), IN_LIST_LIMIT):
+        chunk = first_values[start : start + IN_LIST_LIMIT]
         for row in connection.execute(sa.select(*columns, *extra).where(first.in_(chunk))):
             key = tuple(row[: len(columns)])
             if key in wanted_keys:

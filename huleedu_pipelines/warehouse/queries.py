@@ -7,6 +7,10 @@ import sqlalchemy as sa
 
 from huleedu_pipelines.warehouse.tables import UtcDateTime
 
+IN_LIST_LIMIT = 5000
+"""Most values bound into one `IN (...)`: beyond it a query reads the whole table (or goes in
+chunks), which is cheaper than a statement with tens of thousands of parameters."""
+
 
 def polars_dtype(column_type: sa.types.TypeEngine) -> pl.DataType:
     if isinstance(column_type, UtcDateTime | sa.DateTime):

@@ -53,14 +53,6 @@ def primary_key_columns(table: sa.Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
-def existing_keys(
-    connection: sa.Connection, table: sa.Table, key_columns: Sequence[str]
-) -> set[tuple[Any, ...]]:
-    """All keys already in `table` (used to count what an import really adds)."""
-    columns = [table.c[name] for name in key_columns]
-    return {tuple(row) for row in connection.execute(sa.select(*columns))}
-
-
 @dataclass(frozen=True)
 class QuarantineEntry:
     """One bad input row. `rule` is a short code (e.g. `band_out_of_range`) that summaries

@@ -31,7 +31,7 @@ from huleedu_pipelines.modeling.names import (
 )
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.settings import get_settings
-from huleedu_pipelines.validation import load_registered_bundle
+from huleedu_pipelines.services.promotion import load_registered_bundle
 from huleedu_pipelines.warehouse.engine import make_engine
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
@@ -521,7 +521,7 @@ def test_the_inference_benchmark_scores_writes_and_reruns_on_postgresql(
 ) -> None:
     """Figures are printed, not judged; what is checked is that the benchmark measured real
     work: every row written, nothing on the unchanged rerun, the champions it used."""
-    from huleedu_pipelines.bench import bench_inference
+    from benchmarks.figures import bench_inference
 
     figures = bench_inference(300, postgres_url, naive_essays=5)
     assert figures["skill_rows"] == 300 * 7 and figures["grade_rows"] == 300

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from huleedu_pipelines.cli import EXIT_USAGE, app
+from huleedu_pipelines.cli.commands import EXIT_USAGE, app
 from huleedu_pipelines.modeling.names import GRADE_MODEL
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.settings import get_settings

@@ -15,11 +15,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from huleedu_pipelines.cli import EXIT_TRAINING_IN_PROGRESS, app
+from huleedu_pipelines.cli.commands import EXIT_TRAINING_IN_PROGRESS, app
 from huleedu_pipelines.definitions import build_definitions
 from huleedu_pipelines.jobs import CONCURRENCY_GROUP_TAG, TRAINING_CONCURRENCY_GROUP
 from huleedu_pipelines.resources.parquet_io import PolarsParquetIOManager
-from huleedu_pipelines.runner import concurrency_lock, dagster_instance, run_job
+from huleedu_pipelines.cli.runs import concurrency_lock, dagster_instance, run_job
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
@@ -192,7 +192,7 @@ def test_an_in_process_training_waits_for_one_the_daemon_launched(
     """`train` on a deployment whose daemon is training: refused with --no-wait, else it
     waits until the launched run ends. A stale in-process run (its process was killed)
     blocks nothing."""
-    import huleedu_pipelines.runner as runner
+    import huleedu_pipelines.cli.runs as runner
 
     monkeypatch.setattr(runner, "LAUNCHED_RUN_POLL_SECONDS", 0.05)
     monkeypatch.setenv(JOURNAL, str(tmp_path / "journal.txt"))

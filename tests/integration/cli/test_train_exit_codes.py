@@ -14,9 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from huleedu_pipelines.cli import EXIT_FAILED, EXIT_GATES_BLOCKED, _exit_on_failed_training, app
+from huleedu_pipelines.cli.commands import EXIT_FAILED, EXIT_GATES_BLOCKED, _exit_on_failed_training, app
 from huleedu_pipelines.modeling.names import CHAMPION, GRADE_MODEL
-from huleedu_pipelines.runner import dagster_instance, run_job
+from huleedu_pipelines.cli.runs import dagster_instance, run_job
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 

@@ -1,4 +1,4 @@
-"""Benchmarks behind `huleedu-pipelines bench ...`: figures, never pass/fail.
+"""Benchmarks behind `python -m benchmarks ...`: figures, never pass/fail.
 
 Each benchmark measures the pipeline's way and a naive baseline in the same run, on the same
 generated essays, prints a readable table and ends with one line of JSON, so results can be
@@ -191,7 +191,7 @@ def _naive_scoring(
     from sqlalchemy.orm import Session, registry
 
     from huleedu_pipelines.features.build import feature_matrix
-    from huleedu_pipelines.scoring import grade_frame, grade_targets, skill_frame
+    from huleedu_pipelines.services.scoring import grade_frame, grade_targets, skill_frame
     from huleedu_pipelines.warehouse.tables import essay_grade_predictions, skill_assessments
 
     class SkillAssessment:
@@ -311,9 +311,9 @@ def bench_inference(
     from huleedu_pipelines.features.build import feature_matrix
     from huleedu_pipelines.modeling.names import CHAMPION
     from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
-    from huleedu_pipelines.scoring import load_serving_models, score_essays
+    from huleedu_pipelines.services.scoring import load_serving_models, score_essays
     from huleedu_pipelines.settings import get_settings
-    from huleedu_pipelines.validation import measure_serving_latency
+    from huleedu_pipelines.services.promotion import measure_serving_latency
     from huleedu_pipelines.warehouse.engine import make_engine, migrate
     from huleedu_pipelines.warehouse.serving import serving_versions
 

@@ -103,7 +103,7 @@ def test_identical_retrain_is_non_inferior_then_rollback_restores_v1(lifecycle) 
     assert moves[-1].reason.startswith("rollback")
     # The move is a materialization of promoted_models on the home's instance, so the UI
     # shows the scores downstream of it as stale, as after a training run.
-    from huleedu_pipelines.runner import dagster_instance
+    from huleedu_pipelines.cli.runs import dagster_instance
     from huleedu_pipelines.settings import get_settings
 
     event = dagster_instance(get_settings()).get_latest_materialization_event(

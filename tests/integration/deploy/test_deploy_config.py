@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name
 
 from huleedu_pipelines.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
@@ -524,7 +524,7 @@ EMBEDDED_DAGSTER_YAML = REPO / "dagster.yaml"
 
 
 def test_embedded_instance_config_is_the_one_the_runner_writes() -> None:
-    from huleedu_pipelines.runner import EMBEDDED_INSTANCE_YAML
+    from huleedu_pipelines.cli.runs import EMBEDDED_INSTANCE_YAML
 
     assert yaml.safe_load(EMBEDDED_DAGSTER_YAML.read_text()) == yaml.safe_load(
         EMBEDDED_INSTANCE_YAML

@@ -47,7 +47,7 @@ from huleedu_pipelines.modeling.names import (
     SKILL_MODELS,
 )
 from huleedu_pipelines.warehouse.bulk import write_frame
-from huleedu_pipelines.warehouse.queries import read_frame
+from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
 from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
@@ -73,7 +73,6 @@ GRADE_VERSION_COLUMNS = {
 }
 Log = Callable[[str], None]
 WRITERS = 2
-_IN_LIST_LIMIT = 5000
 
 
 # --------------------------------------------------------------------------- selection
@@ -287,7 +286,7 @@ def load_serving_models(
     """
     from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
     from huleedu_pipelines.resources.mlflow_registry import ModelVersionNotFoundError
-    from huleedu_pipelines.validation import load_registered_bundle
+    from huleedu_pipelines.services.promotion import load_registered_bundle
 
     models = ServingModels()
     for name in model_names:
@@ -423,7 +422,7 @@ def _needs(
     """A row must be (re)written unless one under its key already has this alias and the
     current feature_hash; `new` marks rows with no row under the key at all."""
     where = list(key_filter)
-    if features.height <= _IN_LIST_LIMIT:  # a night's few essays: use the unique key's index
+    if features.height <= IN_LIST_LIMIT:  # a night's few essays: use the unique key's index
         where.append(table.c.essay_id.in_(features["essay_id"].to_list()))
     existing = read_frame(
         connection,

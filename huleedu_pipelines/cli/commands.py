@@ -108,7 +108,7 @@ NoWaitOption = Annotated[
 def _train(settings, no_wait: bool):
     """One in-process training_job run; waits for (or refuses on) a training in progress."""
     from huleedu_pipelines.definitions import build_definitions
-    from huleedu_pipelines.runner import RunInProgressError, dagster_instance, run_job
+    from huleedu_pipelines.cli.runs import RunInProgressError, dagster_instance, run_job
 
     try:
         return run_job(
@@ -182,7 +182,7 @@ def _yesterday() -> dt.date:
 
 def _score(settings, day: dt.date, backfill: bool):
     from huleedu_pipelines.definitions import build_definitions
-    from huleedu_pipelines.runner import dagster_instance, run_job
+    from huleedu_pipelines.cli.runs import dagster_instance, run_job
 
     return run_job(
         build_definitions(settings),
@@ -307,7 +307,7 @@ def _known_version(registry, name: str, version: str) -> str:
 
 
 def _holdout_or_exit(settings):
-    from huleedu_pipelines.validation import Holdout
+    from huleedu_pipelines.services.promotion import Holdout
 
     try:
         return Holdout.from_storage(settings.storage_dir)
@@ -320,7 +320,7 @@ def _validate(name: str, version: str, registry, settings, holdout):
     """Gates for one version on the last training run's holdout, against today's champion."""
     from huleedu_pipelines.modeling.names import CHAMPION
     from huleedu_pipelines.resources.validation import ValidationResource
-    from huleedu_pipelines.validation import (
+    from huleedu_pipelines.services.promotion import (
         feature_matrix,
         load_registered_bundle,
         measure_serving_latency,
@@ -378,7 +378,7 @@ def registry_promote(
 
     Exit codes: 0 promoted (or already champion); 2 unknown model or version; 3 a gate
     failed and --force was not given."""
-    from huleedu_pipelines.validation import move_champion
+    from huleedu_pipelines.services.promotion import move_champion
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
     if force and not reason.strip():
@@ -417,7 +417,7 @@ def registry_promote(
 @registry_app.command("rollback")
 def registry_rollback(name: str) -> None:
     """Move champion back to the version it replaced (from model_promotions), recorded."""
-    from huleedu_pipelines.validation import PromotionError, rollback_champion
+    from huleedu_pipelines.services.promotion import PromotionError, rollback_champion
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
     _known_model(name)
@@ -440,7 +440,7 @@ def _record_champion_move(settings, move: dict) -> None:
     depend on it as stale after a champion moved from the command line, as after training."""
     import dagster as dg
 
-    from huleedu_pipelines.runner import dagster_instance
+    from huleedu_pipelines.cli.runs import dagster_instance
 
     dagster_instance(settings).report_runless_asset_event(
         dg.AssetMaterialization(
@@ -454,57 +454,6 @@ def _record_champion_move(settings, move: dict) -> None:
             },
         )
     )
-
-
-bench_app = typer.Typer(help="Benchmarks that print figures (never pass/fail).")
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("features")
-def bench_features_command(
-    essays: Annotated[int, typer.Option(help="Generated essays for text features.")] = 1000,
-    embed: Annotated[int, typer.Option(help="Essays to embed (both ways).")] = 64,
-) -> None:
-    """Essays/s for text features and embeddings, each beside a naive baseline."""
-    from huleedu_pipelines.bench import bench_features, print_figures
-
-    print_figures(bench_features(essays, embed))
-
-
-@bench_app.command("training")
-def bench_training_command(
-    essays: Annotated[int, typer.Option(help="Generated essays to train on.")] = 2000,
-) -> None:
-    """Wall time per model and for the training job on demo data (temporary home)."""
-    from huleedu_pipelines.bench import bench_training, print_figures
-
-    print_figures(bench_training(essays))
-
-
-@bench_app.command("inference")
-def bench_inference_command(
-    essays: Annotated[int, typer.Option(help="Feature rows to score.")] = 100_000,
-    naive_essays: Annotated[int, typer.Option(help="Essays for the naive baseline.")] = 300,
-    postgres_url: Annotated[
-        str | None,
-        typer.Option(
-            help="PostgreSQL server to write to (a temporary database is created and dropped); "
-            "default HULEEDU_TEST_POSTGRES_URL or a PostgreSQL HULEEDU_WAREHOUSE_URL."
-        ),
-    ] = None,
-) -> None:
-    """End-to-end scoring essays/s into PostgreSQL beside raw ONNX and a naive baseline."""
-    from huleedu_pipelines.bench import bench_inference, print_figures
-    from huleedu_pipelines.settings import get_settings
-
-    settings = get_settings()
-    url = postgres_url or settings.test_postgres_url
-    if url is None and (settings.warehouse_url or "").startswith("postgresql"):
-        url = settings.warehouse_url
-    if url is None:
-        typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
-        raise typer.Exit(2)
-    print_figures(bench_inference(essays, url, naive_essays=naive_essays))
 
 
 if __name__ == "__main__":

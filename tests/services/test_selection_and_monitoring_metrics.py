@@ -8,12 +8,12 @@ import pytest
 
 from huleedu_pipelines.features.build import current_feature_hashes
 from huleedu_pipelines.modeling.names import SKILL_MODELS
-from huleedu_pipelines.monitoring import (
+from huleedu_pipelines.services.monitoring import (
     grade_distribution_psi,
     shadow_agreement,
     teacher_agreement,
 )
-from huleedu_pipelines.scoring import (
+from huleedu_pipelines.services.scoring import (
     SELECTED_BACKFILL,
     SELECTED_CHANGED,
     SELECTED_MISSING,

@@ -22,7 +22,7 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
-from huleedu_pipelines.scoring import (
+from huleedu_pipelines.services.scoring import (
     SELECTED_MISSING,
     current_scores,
     expected_current_rows,
@@ -30,7 +30,7 @@ from huleedu_pipelines.scoring import (
     score_essays,
     select_essays,
 )
-from huleedu_pipelines.validation import PromotionError, move_champion, rollback_champion
+from huleedu_pipelines.services.promotion import PromotionError, move_champion, rollback_champion
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.serving import (
     current_essay_grade_predictions,

@@ -13,7 +13,7 @@ from huleedu_pipelines.domain import (
     ordinal_to_grade,
     parse_band,
 )
-from huleedu_pipelines.domain.validation import (
+from huleedu_pipelines.domain.input_rules import (
     band_problem,
     comparison_problem,
     essay_text_problem,

@@ -13,7 +13,7 @@ from huleedu_pipelines.modeling.bundle import MANIFEST_TAG, BundleIdentityError
 from huleedu_pipelines.modeling.names import CEFR_MODEL, GRADE_MODEL
 from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
-from huleedu_pipelines.validation import load_registered_bundle
+from huleedu_pipelines.services.promotion import load_registered_bundle
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline beside naive baselines; run `python -m benchmarks --help`."""
