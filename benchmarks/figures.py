@@ -96,7 +96,7 @@ def bench_training(n_essays: int, seed: int = 7) -> dict[str, Any]:
         seed=seed,
         as_of=AS_OF,
         bad_rows=0,
-        latent_truth_path=home / "demo_latent_truth.parquet",
+        latent_truth_path=settings.demo_latent_truth_path,
     )
     features_job = dg.define_asset_job(
         "bench_features_job", selection=dg.AssetSelection.groups("ingest", "labels", "features")
@@ -310,10 +310,10 @@ def bench_inference(
 
     from huleedu_pipelines.features.build import feature_matrix
     from huleedu_pipelines.modeling.names import CHAMPION
-    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    from huleedu_pipelines.registry import build_registry
+    from huleedu_pipelines.services.promotion import measure_serving_latency
     from huleedu_pipelines.services.scoring import load_serving_models, score_essays
     from huleedu_pipelines.settings import get_settings
-    from huleedu_pipelines.services.promotion import measure_serving_latency
     from huleedu_pipelines.warehouse.engine import make_engine, migrate
     from huleedu_pipelines.warehouse.serving import serving_versions
 
@@ -324,7 +324,7 @@ def bench_inference(
             f"{source} does not exist: run `make demo` (or `huleedu-pipelines train`) with this "
             "HULEEDU_HOME first; the benchmark scores with its champion models"
         )
-    registry = MlflowRegistryResource(tracking_uri=settings.resolved_mlflow_tracking_uri)
+    registry = build_registry(settings)
     with make_engine(settings.resolved_warehouse_url).connect() as connection:
         recorded = serving_versions(connection, CHAMPION)
     models = load_serving_models(registry, recorded_champions=recorded, shadow=False)

@@ -1,18 +1,24 @@
 """Every environment variable the pipeline reads, with defaults for the embedded mode.
 
-Nothing else in the package reads `os.environ`. With no variable set, everything lives under
+Nothing else in the package reads `os.environ`, and no other place declares a default for these
+values: `resources.build_resources` builds every resource from settings, `registry.build_registry`
+the registry, `Settings.gate_thresholds` the gates. With no variable set, everything lives under
 `HULEEDU_HOME` (default `./.huleedu`): a SQLite warehouse, a SQLite MLflow store with a local
 artifact folder, a persistent Dagster instance, Parquet intermediates and reports.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from huleedu_pipelines.modeling.gates import GateThresholds
 
 
 class Settings(BaseSettings):
@@ -38,6 +44,14 @@ class Settings(BaseSettings):
     gate_max_ece: float = Field(default=0.05, alias="HULEEDU_GATE_MAX_ECE")
     gate_max_grade_share_difference: float = Field(
         default=0.10, alias="HULEEDU_GATE_MAX_GRADE_SHARE_DIFFERENCE"
+    )
+    # ONNX vs native parity: the shares of holdout rows allowed over the tolerance / with a
+    # different predicted class (float32 thresholds flip a few rows in 100k; see onnx_export).
+    gate_max_onnx_share_over_tolerance: float = Field(
+        default=1e-4, alias="HULEEDU_GATE_MAX_ONNX_SHARE_OVER_TOLERANCE"
+    )
+    gate_max_onnx_share_flipped: float = Field(
+        default=1e-3, alias="HULEEDU_GATE_MAX_ONNX_SHARE_FLIPPED"
     )
     gate_max_p95_single_ms: float = Field(default=100.0, alias="HULEEDU_GATE_MAX_P95_SINGLE_MS")
     gate_max_batch50_ms: float = Field(default=2000.0, alias="HULEEDU_GATE_MAX_BATCH50_MS")
@@ -91,6 +105,12 @@ class Settings(BaseSettings):
         return self.home / "mlartifacts"
 
     @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root for new experiments: the home's folder with the embedded store; None
+        with a tracking server (`MLFLOW_TRACKING_URI`), which then decides."""
+        return None if self.mlflow_tracking_uri else self.mlflow_artifact_root.as_uri()
+
+    @property
     def resolved_dagster_home(self) -> Path:
         return (self.dagster_home or self.home / "dagster").expanduser().resolve()
 
@@ -113,6 +133,18 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def demo_latent_truth_path(self) -> Path:
+        """The demo generator's truth (`seed-demo` writes it), for the best achievable QWK."""
+        return self.home / "demo_latent_truth.parquet"
+
+    def gate_thresholds(self) -> GateThresholds:
+        """The promotion gates' thresholds: each `gate_<name>` setting as field `<name>`."""
+        from huleedu_pipelines.modeling.gates import GateThresholds
+
+        names = (field.name for field in dataclasses.fields(GateThresholds))
+        return GateThresholds(**{name: getattr(self, f"gate_{name}") for name in names})
 
 
 def get_settings() -> Settings:

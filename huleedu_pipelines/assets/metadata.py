@@ -9,8 +9,8 @@ OWNERS = ["team:ml-platform"]
 """Who answers for every asset of the pipeline (shown in the UI)."""
 
 LABEL_WATERMARK_KEY = "label_watermark"
-"""`raw_labels` metadata: the newest label time a training run saw; the retrain sensor counts
-labels newer than the last recorded one."""
+"""`raw_labels` metadata: the newest label time a training run saw (ISO-8601 UTC; "" for no
+labels); the retrain sensor counts labels newer than the last recorded one."""
 
 _PREVIEW_CELL_CHARS = 60
 

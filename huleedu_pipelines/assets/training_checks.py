@@ -6,15 +6,10 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from huleedu_pipelines.assets.training import (
-    cefr_model,
-    grade_model,
-    ielts_band_model,
-    skill_models,
-)
+from huleedu_pipelines.assets.training import MODEL_ASSETS
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
-from huleedu_pipelines.modeling.onnx_export import parity_report
+from huleedu_pipelines.modeling.families import FAMILIES, Family, family_of
 
 PARITY_INS = {
     "feature_table": dg.AssetIn("feature_table"),
@@ -35,13 +30,8 @@ def onnx_parity_result(
     reports = {}
     for card in model_cards.filter(pl.col("status") == "registered").iter_rows(named=True):
         bundle = ModelBundle.load(Path(card["bundle_dir"]))
+        report = family_of(card["model_name"]).parity(bundle, X)
         onnx, native = bundle.predict(X), bundle.predict(X, native=True)
-        if bundle.task == "ordinal":
-            report = parity_report(native.probabilities, onnx.probabilities, kind="multiclass")
-        elif bundle.task == "binary":
-            report = parity_report(native.score, onnx.score, kind="binary")
-        else:
-            report = parity_report(native.score, onnx.score, kind="regression")
         report["labels_differ"] = int(np.sum(native.labels != onnx.labels))
         reports[card["model_name"]] = report
     failed = [name for name, report in reports.items() if not report["passed"]]
@@ -73,33 +63,30 @@ def onnx_parity_result(
     )
 
 
-@dg.asset_check(asset=grade_model, blocking=True, additional_ins=PARITY_INS)
-def check_grade_model_onnx_parity(
-    grade_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
-) -> dg.AssetCheckResult:
-    """ONNX grade probabilities equal native LightGBM's on the test split."""
-    return onnx_parity_result(grade_model, feature_table, training_splits)
+PARITY_CHECK_DESCRIPTIONS = {
+    "grade": "ONNX grade probabilities equal native LightGBM's on the test split.",
+    "cefr": "ONNX CEFR probabilities equal native LightGBM's on the test split.",
+    "band": "ONNX band estimates equal native LightGBM's on the test split.",
+    "skill": "ONNX P(high skill) equals native LightGBM's on the test split, for all seven skills.",
+}
 
 
-@dg.asset_check(asset=cefr_model, blocking=True, additional_ins=PARITY_INS)
-def check_cefr_model_onnx_parity(
-    cefr_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
-) -> dg.AssetCheckResult:
-    """ONNX CEFR probabilities equal native LightGBM's on the test split."""
-    return onnx_parity_result(cefr_model, feature_table, training_splits)
+def parity_check(family: Family) -> dg.AssetChecksDefinition:
+    """The blocking ONNX-parity check on the family's training asset."""
+
+    @dg.asset_check(
+        asset=MODEL_ASSETS[family.name],
+        name=f"check_{family.training_asset}_onnx_parity",
+        description=PARITY_CHECK_DESCRIPTIONS[family.name],
+        blocking=True,
+        additional_ins=PARITY_INS,
+    )
+    def check_parity(
+        model_cards: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
+    ) -> dg.AssetCheckResult:
+        return onnx_parity_result(model_cards, feature_table, training_splits)
+
+    return check_parity
 
 
-@dg.asset_check(asset=ielts_band_model, blocking=True, additional_ins=PARITY_INS)
-def check_ielts_band_model_onnx_parity(
-    ielts_band_model: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
-) -> dg.AssetCheckResult:
-    """ONNX band estimates equal native LightGBM's on the test split."""
-    return onnx_parity_result(ielts_band_model, feature_table, training_splits)
-
-
-@dg.asset_check(asset=skill_models, blocking=True, additional_ins=PARITY_INS)
-def check_skill_models_onnx_parity(
-    skill_models: pl.DataFrame, feature_table: pl.DataFrame, training_splits: pl.DataFrame
-) -> dg.AssetCheckResult:
-    """ONNX P(high skill) equals native LightGBM's on the test split, for all seven skills."""
-    return onnx_parity_result(skill_models, feature_table, training_splits)
+parity_checks = [parity_check(family) for family in FAMILIES]

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from huleedu_pipelines.assets.validation import validation_reports
-from huleedu_pipelines.modeling.gates import GATE_NAMES
+from huleedu_pipelines.modeling.families import GATE_NAMES
 
 ALL_GATES: tuple[str, ...] = tuple(
     dict.fromkeys(gate for names in GATE_NAMES.values() for gate in names)

@@ -40,7 +40,7 @@ def _seed(n_essays: int, seed: int, as_of: dt.date, bad_rows: int) -> None:
         seed=seed,
         as_of=as_of,
         bad_rows=bad_rows,
-        latent_truth_path=settings.home / "demo_latent_truth.parquet",
+        latent_truth_path=settings.demo_latent_truth_path,
     )
     inserted = ", ".join(f"{name} {count}" for name, count in summary.inserted.items())
     typer.echo(f"seeded {settings.resolved_warehouse_url}: {inserted}")
@@ -107,8 +107,8 @@ NoWaitOption = Annotated[
 
 def _train(settings, no_wait: bool):
     """One in-process training_job run; waits for (or refuses on) a training in progress."""
-    from huleedu_pipelines.definitions import build_definitions
     from huleedu_pipelines.cli.runs import RunInProgressError, dagster_instance, run_job
+    from huleedu_pipelines.definitions import build_definitions
 
     try:
         return run_job(
@@ -181,8 +181,8 @@ def _yesterday() -> dt.date:
 
 
 def _score(settings, day: dt.date, backfill: bool):
-    from huleedu_pipelines.definitions import build_definitions
     from huleedu_pipelines.cli.runs import dagster_instance, run_job
+    from huleedu_pipelines.definitions import build_definitions
 
     return run_job(
         build_definitions(settings),
@@ -235,12 +235,12 @@ HEADLINE_METRICS = ("test_qwk", "test_adjacent_agreement", "test_mae", "test_roc
 def _registry():
     """Settings and the registry, after checking that an embedded store exists: opening a
     missing SQLite store would create an empty one (and the home) instead of saying so."""
-    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource, sqlite_database
+    from huleedu_pipelines.registry import build_registry
+    from huleedu_pipelines.registry.mlflow import sqlite_database
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
-    uri = settings.resolved_mlflow_tracking_uri
-    database = sqlite_database(uri)
+    database = sqlite_database(settings.resolved_mlflow_tracking_uri)
     if database is not None and not database.is_file():
         where = (
             f"{settings.home} does not exist"
@@ -253,12 +253,7 @@ def _registry():
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
-    return settings, MlflowRegistryResource(
-        tracking_uri=uri,
-        artifact_location=None
-        if settings.mlflow_tracking_uri
-        else settings.mlflow_artifact_root.as_uri(),
-    )
+    return settings, build_registry(settings)
 
 
 @registry_app.command("list")
@@ -293,7 +288,7 @@ def _known_model(name: str) -> str:
 
 def _known_version(registry, name: str, version: str) -> str:
     """`version` if `name` has it registered; else one line on stderr and exit 2."""
-    from huleedu_pipelines.resources.mlflow_registry import ModelVersionNotFoundError
+    from huleedu_pipelines.registry import ModelVersionNotFoundError
 
     if not version.isascii() or not version.isdigit():
         typer.echo(f"error: version must be a number such as 3, not {version!r}", err=True)
@@ -318,37 +313,15 @@ def _holdout_or_exit(settings):
 
 def _validate(name: str, version: str, registry, settings, holdout):
     """Gates for one version on the last training run's holdout, against today's champion."""
-    from huleedu_pipelines.modeling.names import CHAMPION
-    from huleedu_pipelines.resources.validation import ValidationResource
-    from huleedu_pipelines.services.promotion import (
-        feature_matrix,
-        load_registered_bundle,
-        measure_serving_latency,
-        validate_version,
-    )
+    from huleedu_pipelines.services.promotion import ValidationPolicy, validate_registered
 
-    bundle = load_registered_bundle(registry, name, version)
-    champion_ref = registry.get_version(name, CHAMPION)
-    champion = None
-    if champion_ref is not None and champion_ref.version != version:
-        champion = (
-            champion_ref.version,
-            load_registered_bundle(registry, name, champion_ref.version),
-        )
-    test = holdout.rows(name, settings.high_skill_threshold)
-    validation = ValidationResource.from_settings(settings)
-    return validate_version(
-        model_name=name,
-        version=version,
-        bundle=bundle,
-        holdout=holdout,
-        champion=champion,
-        latency=measure_serving_latency([bundle], feature_matrix(test)),
-        thresholds=validation.thresholds(),
+    policy = ValidationPolicy(
+        thresholds=settings.gate_thresholds(),
         seed=settings.seed,
         high_skill_threshold=settings.high_skill_threshold,
         reports_dir=settings.reports_dir,
     )
+    return validate_registered(registry, holdout, policy, name, version)
 
 
 @registry_app.command("compare")
@@ -378,7 +351,7 @@ def registry_promote(
 
     Exit codes: 0 promoted (or already champion); 2 unknown model or version; 3 a gate
     failed and --force was not given."""
-    from huleedu_pipelines.services.promotion import move_champion
+    from huleedu_pipelines.services.promotion import promote
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
     if force and not reason.strip():
@@ -389,29 +362,23 @@ def registry_promote(
     _known_version(registry, name, version)
     result = _validate(name, version, registry, settings, _holdout_or_exit(settings))
     typer.echo(result.verdict)
-    if not result.passed and not force:
-        typer.echo(f"not promoted; report: {result.report_path}", err=True)
-        raise typer.Exit(EXIT_GATES_BLOCKED)
     engine = cached_engine(settings.resolved_warehouse_url)
     migrate(engine)
-    recorded = (
-        f"forced by operator: {reason.strip()}; gates: {result.verdict}"
-        if force
-        else (f"promoted by operator; {result.verdict}")
-    )
-    moved = move_champion(
+    decision = promote(
         engine,
         registry,
-        model_name=name,
-        version=version,
-        reason=recorded,
-        report_uri=str(result.report_path),
+        result.report_row(run_id=None),
+        by_operator=True,
+        force_reason=reason.strip() if force else None,
     )
-    if moved is None:
+    if decision.blocked:
+        typer.echo(f"not promoted; report: {result.report_path}", err=True)
+        raise typer.Exit(EXIT_GATES_BLOCKED)
+    if decision.move is None:
         typer.echo(f"{name} v{version} is already champion")
     else:
-        _record_champion_move(settings, moved)
-        typer.echo(f"{name}: champion v{moved['previous_version']} -> v{version}")
+        _record_champion_move(settings, decision.move)
+        typer.echo(f"{name}: champion v{decision.previous_version} -> v{version}")
 
 
 @registry_app.command("rollback")
@@ -455,6 +422,31 @@ def _record_champion_move(settings, move: dict) -> None:
         )
     )
 
+
+def _add_benchmarks(parent: typer.Typer) -> None:
+    """`bench ...` runs the repository's `benchmarks/` (they live beside the package, not in it).
+
+    In a checkout (the editable install) the repository root is found from the package's path;
+    elsewhere the group says where to run it from."""
+    import sys
+
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "benchmarks" / "cli.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from benchmarks.cli import app as benchmarks_app
+    except ImportError:
+        benchmarks_app = typer.Typer(help="Benchmarks (run from a checkout of the repository).")
+
+        @benchmarks_app.callback(invoke_without_command=True)
+        def _missing() -> None:
+            typer.echo("error: the benchmarks run from a checkout of the repository", err=True)
+            raise typer.Exit(EXIT_USAGE)
+
+    parent.add_typer(benchmarks_app, name="bench")
+
+
+_add_benchmarks(app)
 
 if __name__ == "__main__":
     app()

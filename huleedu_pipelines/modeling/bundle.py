@@ -29,7 +29,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from huleedu_pipelines.modeling.calibration import apply_calibrator, apply_multiclass_calibrator
 from huleedu_pipelines.modeling.metrics import normalized_entropy_confidence
-from huleedu_pipelines.modeling.names import identity_of
 from huleedu_pipelines.modeling.onnx_export import (
     INPUT_NAME,
     ArtifactIntegrityError,
@@ -45,6 +44,21 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_TAG = "bundle_manifest_sha256"
 """The registered version's tag holding the sha256 of the bundle's manifest.json."""
 BAND_MIN, BAND_MAX = 0.0, 9.0
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a bundle registered under a name must say about itself, so a bundle registered
+    under the wrong name (a CEFR model behind `huleedu-grade-sv`) is refused on load.
+
+    *family* is grade, cefr, band or skill; *task* is ordinal, regression or binary. The
+    expected identity of each registered name comes from `modeling.families.identity_of`.
+    """
+
+    model_name: str
+    family: str
+    task: str
+    class_labels: tuple[str, ...]
 
 
 def _output_name(kind: str) -> str:
@@ -129,7 +143,7 @@ class ModelBundle:
     calibration: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
     family: str = ""
-    """grade, cefr, band or skill (see `modeling.names.MODEL_IDENTITIES`)."""
+    """grade, cefr, band or skill (see `modeling.families`)."""
     feature_version: str = ""
     """The feature version of the table it was trained on; serving refuses another."""
 
@@ -264,11 +278,11 @@ class ModelBundle:
             feature_version=manifest.get("feature_version", ""),
         )
 
-    def verify_identity(self, model_name: str, feature_version: str | None = None) -> None:
-        """Refuse a bundle that is not the model `model_name` must hold (family, task, class
-        labels, its own recorded name), or that reads another feature version than serving
-        builds (`feature_version`, when given)."""
-        expected = identity_of(model_name)
+    def verify_identity(self, expected: ModelIdentity, feature_version: str | None = None) -> None:
+        """Refuse a bundle that is not the model `expected.model_name` must hold (family, task,
+        class labels, its own recorded name), or that reads another feature version than
+        serving builds (`feature_version`, when given)."""
+        model_name = expected.model_name
         found = {
             "model name": (self.model_name, model_name),
             "family": (self.family, expected.family),

@@ -1,53 +1,82 @@
 """Headline test-split metrics logged with every registered version (`test_<name>` in MLflow).
 
-The full psychometric report (intervals, subgroups, plots, gates) is `modeling/report.py`;
-these are the few numbers `registry list` and the MLflow UI show side by side.
+The full psychometric report (intervals, subgroups, plots, gates) is `modeling/figures.py`
+and `modeling/report.py`; these are the few numbers `registry list` and the MLflow UI show
+side by side. One function per task; `modeling.families` says which a family uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from huleedu_pipelines.domain.ielts import cefr_from_band, cefr_to_ordinal
+from huleedu_pipelines.domain.ielts import CEFR_LEVELS, cefr_from_band, cefr_to_ordinal
 from huleedu_pipelines.modeling import metrics as m
 from huleedu_pipelines.modeling.bundle import BundlePrediction
+from huleedu_pipelines.modeling.figures import HALF_BAND_CLASSES
 
 
-def headline_metrics(
-    task: str,
+def ordinal_headline_metrics(
     y_true: ArrayLike,
     prediction: BundlePrediction,
-    n_classes: int,
+    *,
+    class_labels: Sequence[str],
     ratings: ArrayLike | None = None,
 ) -> dict[str, float]:
+    """Agreement and calibration of an ordinal classifier on its full scale of classes."""
+    del ratings  # only skill models have a rating behind the label
     y = np.asarray(y_true)
-    if task == "ordinal":
-        labels = prediction.labels
-        probabilities = prediction.probabilities
-        return {
-            "qwk": m.quadratic_weighted_kappa(y, labels, n_classes),
-            "accuracy": m.exact_agreement(y, labels),
-            "adjacent_agreement": m.adjacent_agreement(y, labels),
-            "mae": m.mean_absolute_error(y, labels),
-            "macro_f1": m.macro_f1(y, labels, n_classes),
-            "ece": m.expected_calibration_error(y, probabilities, y_pred=labels),
-            "brier": m.brier_score(y, probabilities),
-            "n": float(y.size),
-        }
-    if task == "regression":
-        half_true = np.round(y * 2).astype(np.int64)
-        half_pred = np.round(prediction.labels * 2).astype(np.int64)
-        cefr_true = [cefr_to_ordinal(cefr_from_band(b)) for b in y]
-        cefr_pred = [cefr_to_ordinal(cefr_from_band(b)) for b in prediction.labels]
-        return {
-            "mae": m.mean_absolute_error(y, prediction.score),
-            "rmse": m.rmse(y, prediction.score),
-            "qwk": m.quadratic_weighted_kappa(half_true, half_pred, 19),
-            "accuracy": m.exact_agreement(half_true, half_pred),
-            "cefr_from_band_qwk": m.quadratic_weighted_kappa(cefr_true, cefr_pred, 6),
-            "n": float(y.size),
-        }
+    n_classes = len(class_labels)
+    labels = prediction.labels
+    probabilities = prediction.probabilities
+    return {
+        "qwk": m.quadratic_weighted_kappa(y, labels, n_classes),
+        "accuracy": m.exact_agreement(y, labels),
+        "adjacent_agreement": m.adjacent_agreement(y, labels),
+        "mae": m.mean_absolute_error(y, labels),
+        "macro_f1": m.macro_f1(y, labels, n_classes),
+        "ece": m.expected_calibration_error(y, probabilities, y_pred=labels),
+        "brier": m.brier_score(y, probabilities),
+        "n": float(y.size),
+    }
+
+
+def regression_headline_metrics(
+    y_true: ArrayLike,
+    prediction: BundlePrediction,
+    *,
+    class_labels: Sequence[str] = (),
+    ratings: ArrayLike | None = None,
+) -> dict[str, float]:
+    """Error on raw bands; kappa and agreement on half bands and on the CEFR levels they map to."""
+    del class_labels, ratings  # a regressor has neither
+    y = np.asarray(y_true)
+    half_true = np.round(y * 2).astype(np.int64)
+    half_pred = np.round(prediction.labels * 2).astype(np.int64)
+    cefr_true = [cefr_to_ordinal(cefr_from_band(b)) for b in y]
+    cefr_pred = [cefr_to_ordinal(cefr_from_band(b)) for b in prediction.labels]
+    return {
+        "mae": m.mean_absolute_error(y, prediction.score),
+        "rmse": m.rmse(y, prediction.score),
+        "qwk": m.quadratic_weighted_kappa(half_true, half_pred, HALF_BAND_CLASSES),
+        "accuracy": m.exact_agreement(half_true, half_pred),
+        "cefr_from_band_qwk": m.quadratic_weighted_kappa(cefr_true, cefr_pred, len(CEFR_LEVELS)),
+        "n": float(y.size),
+    }
+
+
+def binary_headline_metrics(
+    y_true: ArrayLike,
+    prediction: BundlePrediction,
+    *,
+    class_labels: Sequence[str] = (),
+    ratings: ArrayLike | None = None,
+) -> dict[str, float]:
+    """Discrimination and calibration of P(positive); Pearson r with the rating when given."""
+    del class_labels
+    y = np.asarray(y_true)
     scores = prediction.score
     result = {
         "roc_auc": m.roc_auc(y, scores),

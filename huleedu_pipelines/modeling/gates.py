@@ -7,7 +7,7 @@ Which model is gated on what:
 - IELTS band and CEFR: their quality metrics are *reported* (MAE, QWK on
   half bands; macro-F1 and QWK), not held to a floor, so their gates are ONNX parity,
   latency and non-inferiority — QWK on half bands (band) or CEFR QWK (CEFR) may not fall
-  below the champion's by more than ``max_qwk_drop_vs_champion``.
+  below the champion's by more than ``max_qwk_drop``.
 - skills: Pearson r with the mean teacher rating, ONNX parity, non-inferiority on the
   comparison's metric (ROC AUC or Pearson r). Latency is gated once, with the models that
   run per request (grade, band, CEFR), because it is measured for all models together.
@@ -21,7 +21,8 @@ Rules that hold for every gate:
 - Non-inferiority compares the point estimate of the drop with the threshold; the paired
   bootstrap interval is reported beside it.
 
-Gate names are stable identifiers (``GATE_NAMES``) usable as Dagster asset-check names.
+Gate names are stable identifiers (``*_GATE_NAMES``; per family in
+``modeling.families.GATE_NAMES``) usable as Dagster asset-check names.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from huleedu_pipelines.modeling.report import (
+    from huleedu_pipelines.modeling.figures import (
         BandReport,
         CefrReport,
         ChampionComparison,
@@ -44,18 +46,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """The default thresholds; build from settings (HULEEDU_GATE_*) to change them."""
+    """The gates' thresholds. No defaults here: `Settings.gate_thresholds()` builds them from
+    the `gate_<field>` settings (env `HULEEDU_GATE_*`), the one place their defaults live."""
 
-    min_qwk: float = 0.70
-    min_adjacent_agreement: float = 0.90
-    max_ece: float = 0.05
-    max_grade_share_difference: float = 0.10
-    max_onnx_share_over_tolerance: float = 1e-4
-    max_onnx_share_flipped: float = 1e-3
-    max_p95_single_ms: float = 100.0
-    max_batch50_ms: float = 2000.0
-    min_skill_pearson_r: float = 0.50
-    max_qwk_drop_vs_champion: float = 0.01
+    min_qwk: float
+    min_adjacent_agreement: float
+    max_ece: float
+    max_grade_share_difference: float
+    max_onnx_share_over_tolerance: float
+    max_onnx_share_flipped: float
+    max_p95_single_ms: float
+    max_batch50_ms: float
+    min_skill_pearson_r: float
+    max_qwk_drop: float
 
 
 @dataclass(frozen=True)
@@ -71,21 +74,20 @@ class GateResult:
 _PARITY = ("onnx_parity_over_tolerance", "onnx_parity_flipped")
 _LATENCY = ("latency_p95_single", "latency_p95_batch50")
 
-GATE_NAMES: dict[str, tuple[str, ...]] = {
-    "grade": (
-        "min_qwk",
-        "min_adjacent_agreement",
-        "max_ece",
-        "max_grade_share_difference",
-        *_PARITY,
-        *_LATENCY,
-        "non_inferiority",
-    ),
-    "band": (*_PARITY, *_LATENCY, "non_inferiority"),
-    "cefr": (*_PARITY, *_LATENCY, "non_inferiority"),
-    "skill": ("min_skill_pearson_r", *_PARITY, "non_inferiority"),
-}
-"""Every gate each ``*_gates`` function returns, in order (one Dagster check per name)."""
+GRADE_GATE_NAMES: tuple[str, ...] = (
+    "min_qwk",
+    "min_adjacent_agreement",
+    "max_ece",
+    "max_grade_share_difference",
+    *_PARITY,
+    *_LATENCY,
+    "non_inferiority",
+)
+"""Every gate ``grade_gates`` returns, in order (one Dagster check per name)."""
+REPORTED_QUALITY_GATE_NAMES: tuple[str, ...] = (*_PARITY, *_LATENCY, "non_inferiority")
+"""Every gate ``reported_quality_gates`` (band, CEFR) returns, in order."""
+SKILL_GATE_NAMES: tuple[str, ...] = ("min_skill_pearson_r", *_PARITY, "non_inferiority")
+"""Every gate ``skill_gates`` returns, in order."""
 
 _HOLDS = {
     ">=": lambda v, t: v >= t,
@@ -236,9 +238,9 @@ def non_inferiority_gate(
     *,
     expected_metric: str | None = None,
 ) -> GateResult:
-    """Challenger not worse than the champion by more than ``max_qwk_drop_vs_champion``."""
+    """Challenger not worse than the champion by more than ``max_qwk_drop``."""
     gate = "non_inferiority"
-    threshold = thresholds.max_qwk_drop_vs_champion
+    threshold = thresholds.max_qwk_drop
     if champion is None:
         return GateResult(
             gate=gate,
@@ -311,38 +313,29 @@ def grade_gates(
     ]
 
 
-def band_gates(
-    report: BandReport,
+def reported_quality_gates(
+    report: BandReport | CefrReport,
     thresholds: GateThresholds,
     *,
     parity: Mapping[str, Any] | None,
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
+    champion_metric: str,
 ) -> list[GateResult]:
-    """Parity, latency, non-inferiority on QWK over half bands; MAE etc. are only reported."""
+    """Parity, latency and non-inferiority on ``champion_metric`` for a model whose quality
+    figures (band MAE, CEFR macro-F1 ...) are reported, not held to a floor."""
     del report  # reported, not gated; kept so every model's call looks alike
     return [
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
-        non_inferiority_gate(champion, thresholds, expected_metric="qwk_half_band"),
+        non_inferiority_gate(champion, thresholds, expected_metric=champion_metric),
     ]
 
 
-def cefr_gates(
-    report: CefrReport,
-    thresholds: GateThresholds,
-    *,
-    parity: Mapping[str, Any] | None,
-    latency: LatencyReport | None,
-    champion: ChampionComparison | None,
-) -> list[GateResult]:
-    """Parity, latency, non-inferiority on CEFR QWK; macro-F1 and QWK are only reported."""
-    del report
-    return [
-        *parity_gates(parity, thresholds),
-        *latency_gates(latency, thresholds),
-        non_inferiority_gate(champion, thresholds, expected_metric="qwk"),
-    ]
+band_gates = partial(reported_quality_gates, champion_metric="qwk_half_band")
+"""IELTS band: non-inferiority on QWK over half bands; MAE etc. are only reported."""
+cefr_gates = partial(reported_quality_gates, champion_metric="qwk")
+"""CEFR: non-inferiority on CEFR QWK; macro-F1 and QWK are only reported."""
 
 
 def skill_gates(
@@ -351,7 +344,11 @@ def skill_gates(
     *,
     parity: Mapping[str, Any] | None,
     champion: ChampionComparison | None,
+    latency: LatencyReport | None = None,
 ) -> list[GateResult]:
+    """Pearson r with the teachers, parity, non-inferiority. ``latency`` is accepted so every
+    family's gates are called alike, and ignored: it is gated with the per-request models."""
+    del latency
     return [
         _compare(
             "min_skill_pearson_r",
@@ -380,7 +377,9 @@ def summarize(results: Sequence[GateResult]) -> tuple[bool, str]:
 
 
 __all__ = [
-    "GATE_NAMES",
+    "GRADE_GATE_NAMES",
+    "REPORTED_QUALITY_GATE_NAMES",
+    "SKILL_GATE_NAMES",
     "GateResult",
     "GateThresholds",
     "band_gates",
@@ -389,6 +388,7 @@ __all__ = [
     "latency_gates",
     "non_inferiority_gate",
     "parity_gates",
+    "reported_quality_gates",
     "skill_gates",
     "summarize",
 ]

@@ -1,9 +1,9 @@
-"""Registered model names, aliases, and what each registered name must hold."""
+"""Registered model names and aliases: plain strings, importable from anywhere.
 
-from dataclasses import dataclass
+What each name holds (its family, task, class labels, how it is trained and judged) is the
+family table in `modeling.families`.
+"""
 
-from huleedu_pipelines.domain.grades import SWEDISH_GRADES
-from huleedu_pipelines.domain.ielts import CEFR_LEVELS
 from huleedu_pipelines.domain.skills import SKILLS
 
 GRADE_MODEL = "huleedu-grade-sv"
@@ -20,39 +20,3 @@ def skill_model_name(skill: str) -> str:
 
 SKILL_MODELS: dict[str, str] = {skill: skill_model_name(skill) for skill in SKILLS}
 ALL_MODELS: tuple[str, ...] = (GRADE_MODEL, CEFR_MODEL, BAND_MODEL, *SKILL_MODELS.values())
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What a bundle registered under a name must say about itself, so a bundle registered
-    under the wrong name (a CEFR model behind `huleedu-grade-sv`) is refused on load.
-
-    *family* is grade, cefr, band or skill; *task* is ordinal, regression or binary.
-    """
-
-    family: str
-    task: str
-    class_labels: tuple[str, ...]
-
-
-MODEL_IDENTITIES: dict[str, ModelIdentity] = {
-    GRADE_MODEL: ModelIdentity("grade", "ordinal", SWEDISH_GRADES),
-    CEFR_MODEL: ModelIdentity("cefr", "ordinal", tuple(CEFR_LEVELS)),
-    BAND_MODEL: ModelIdentity("band", "regression", ()),
-    **{
-        name: ModelIdentity("skill", "binary", SKILL_CLASS_LABELS) for name in SKILL_MODELS.values()
-    },
-}
-
-
-class UnknownModelError(ValueError):
-    """A name that is not one of the registered HuleEdu model names."""
-
-
-def identity_of(model_name: str) -> ModelIdentity:
-    try:
-        return MODEL_IDENTITIES[model_name]
-    except KeyError:
-        raise UnknownModelError(
-            f"{model_name!r} is not a HuleEdu model; the models are {', '.join(ALL_MODELS)}"
-        ) from None

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from huleedu_pipelines.modeling.report import CefrReport, GradeReport, SkillReport
+    from huleedu_pipelines.modeling.figures import CefrReport, GradeReport, SkillReport
 
 DPI = 100
 REPORT_FILENAME = "report.md"
@@ -276,6 +276,20 @@ def cefr_plots(report: CefrReport, directory: Path | str) -> dict[str, Path]:
     }
 
 
+def band_plots(
+    true_bands: ArrayLike, predicted_bands: ArrayLike, directory: Path | str
+) -> dict[str, Path]:
+    """Every figure for the IELTS band model (drawn from the bands, not a report)."""
+    path = Path(directory) / "band_scatter.png"
+    return {"Predicted vs true band": band_scatter_plot(true_bands, predicted_bands, path)}
+
+
+def skill_plots(report: SkillReport, directory: Path | str) -> dict[str, Path]:
+    """Every figure for one skill model's report."""
+    path = Path(directory) / "skill_calibration.png"
+    return {"Calibration": skill_calibration_plot([report], path)}
+
+
 def write_report_bundle(
     directory: Path | str, markdown: str, plots: Mapping[str, Path | str] | None = None
 ) -> Path:
@@ -303,6 +317,7 @@ def write_report_bundle(
 
 
 __all__ = [
+    "band_plots",
     "band_scatter_plot",
     "calibration_plot",
     "cefr_plots",
@@ -310,6 +325,7 @@ __all__ = [
     "distribution_plot",
     "grade_plots",
     "skill_calibration_plot",
+    "skill_plots",
     "subgroup_qwk_plot",
     "write_report_bundle",
 ]

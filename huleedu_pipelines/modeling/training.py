@@ -32,9 +32,12 @@ from huleedu_pipelines.modeling.ordinal import (
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """Seed, threads and search budget come from settings (`HULEEDU_SEED`, `HULEEDU_N_JOBS`,
+    `HULEEDU_OPTUNA_TRIALS`); the fold and round counts are fixed parts of the recipe."""
+
     seed: int
     n_jobs: int
-    n_trials: int = 8
+    n_trials: int
     cv_folds: int = 3
     max_rounds: int = 600
     early_stopping_rounds: int = 40

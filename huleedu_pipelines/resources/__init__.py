@@ -1,12 +1,71 @@
 """Dagster resources: warehouse, Parquet IO manager, feature cache, embedder, training knobs,
-the MLflow registry and the scoring/monitoring knobs."""
+the MLflow registry, the scoring/monitoring knobs and the retrain trigger.
 
+Resources declare their fields without defaults: `build_resources(settings)` fills every one
+from `Settings`, the only place a default lives (the launchpad can still override a field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from huleedu_pipelines.registry import build_registry
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
 from huleedu_pipelines.resources.parquet_io import PolarsParquetIOManager
+from huleedu_pipelines.resources.retrain_trigger import RetrainTriggerResource
 from huleedu_pipelines.resources.scoring import MonitoringResource, ScoringResource
 from huleedu_pipelines.resources.training import TrainingResource
+from huleedu_pipelines.resources.validation import ValidationResource
 from huleedu_pipelines.resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    from huleedu_pipelines.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource of the code location, by resource key, wired to `settings`."""
+    registry = build_registry(settings)
+    return {
+        "warehouse": WarehouseResource(url=settings.resolved_warehouse_url),
+        "io_manager": PolarsParquetIOManager(base_dir=str(settings.storage_dir)),
+        "feature_store": FeatureStoreResource(cache_dir=str(settings.feature_cache_dir)),
+        "embedder": EmbedderResource(num_threads=settings.n_jobs),
+        "training": TrainingResource(
+            seed=settings.seed,
+            n_jobs=settings.n_jobs,
+            optuna_trials=settings.optuna_trials,
+            min_labels_to_train=settings.min_labels_to_train,
+            high_skill_threshold=settings.high_skill_threshold,
+            models_dir=str(settings.models_dir),
+        ),
+        "validation": ValidationResource(
+            **dataclasses.asdict(settings.gate_thresholds()),
+            reports_dir=str(settings.reports_dir),
+            latent_truth_path=str(settings.demo_latent_truth_path),
+        ),
+        "scoring": ScoringResource(
+            review_confidence_threshold=settings.review_confidence_threshold,
+            explain_scope=settings.explain_scope,
+            shadow_scoring=settings.shadow_scoring,
+            chunk_size=settings.scoring_chunk_size,
+            n_jobs=settings.n_jobs,
+        ),
+        "monitoring": MonitoringResource(
+            psi_warn=settings.monitor_psi_warn,
+            min_skill_r=settings.monitor_min_skill_r,
+            min_rated_essays=settings.monitor_min_rated_essays,
+        ),
+        "retrain_trigger": RetrainTriggerResource(
+            min_new_labels=settings.retrain_min_new_labels,
+            max_future_skew_seconds=settings.max_future_skew_seconds,
+        ),
+        "mlflow": MlflowRegistryResource(
+            tracking_uri=registry.tracking_uri, artifact_location=registry.artifact_location
+        ),
+    }
+
 
 __all__ = [
     "EmbedderResource",
@@ -14,7 +73,10 @@ __all__ = [
     "MlflowRegistryResource",
     "MonitoringResource",
     "PolarsParquetIOManager",
+    "RetrainTriggerResource",
     "ScoringResource",
     "TrainingResource",
+    "ValidationResource",
     "WarehouseResource",
+    "build_resources",
 ]

@@ -22,7 +22,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
     batch_size: int = 32
     max_tokens: int = 256
-    num_threads: int = 2
+    num_threads: int
 
     def embedder(self) -> SentenceEmbedder:
         return SentenceEmbedder(

@@ -10,11 +10,11 @@ from huleedu_pipelines.modeling.training import TrainingConfig
 class TrainingResource(dg.ConfigurableResource):
     """Seeds, threads, search budget and label thresholds for the training group."""
 
-    seed: int = 42
-    n_jobs: int = 2
-    optuna_trials: int = 8
-    min_labels_to_train: int = 50
-    high_skill_threshold: float = 3.5
+    seed: int
+    n_jobs: int
+    optuna_trials: int
+    min_labels_to_train: int
+    high_skill_threshold: float
     models_dir: str
 
     def config(self) -> TrainingConfig:

@@ -25,16 +25,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field
 
 from huleedu_pipelines.assets.ingest import raw_labels
 from huleedu_pipelines.assets.metadata import LABEL_WATERMARK_KEY
 from huleedu_pipelines.jobs import training_job
 from huleedu_pipelines.resources import WarehouseResource
-from huleedu_pipelines.settings import Settings
+from huleedu_pipelines.resources.retrain_trigger import RetrainTriggerResource
 from huleedu_pipelines.warehouse.tables import ielts_scores, skill_ratings, teacher_grades
-
-"""The `raw_labels` metadata entry holding the watermark (ISO-8601 UTC; "" for no labels)."""
 
 LABEL_TIMESTAMPS: tuple[sa.Column, ...] = (
     teacher_grades.c.graded_at,
@@ -50,22 +47,6 @@ RUN_PAGE_SIZE = 50
 TAG_NEW_LABELS = "huleedu/new_labels"
 TAG_LABEL_WATERMARK = "huleedu/label_watermark"
 TAG_WATERMARK_RUN = "huleedu/watermark_run_id"
-
-
-class RetrainTriggerResource(dg.ConfigurableResource):
-    """When new labels are worth a retrain (`HULEEDU_RETRAIN_MIN_NEW_LABELS`, default 100)."""
-
-    min_new_labels: int = Field(ge=1, description="New labels needed to request a training run.")
-    max_future_skew_seconds: float = Field(
-        ge=0, description="Labels dated later than now by more than this are not counted."
-    )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetrainTriggerResource:
-        return cls(
-            min_new_labels=settings.retrain_min_new_labels,
-            max_future_skew_seconds=settings.max_future_skew_seconds,
-        )
 
 
 @dataclass(frozen=True)

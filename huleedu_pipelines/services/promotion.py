@@ -9,7 +9,8 @@ champion is recorded in `model_promotions`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,37 +19,15 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
-from huleedu_pipelines.domain import CEFR_LEVELS, SWEDISH_GRADES
 from huleedu_pipelines.features.build import feature_matrix
-from huleedu_pipelines.modeling.bundle import MANIFEST_TAG, ModelBundle
-from huleedu_pipelines.modeling.gates import (
-    GateResult,
-    GateThresholds,
-    band_gates,
-    cefr_gates,
-    grade_gates,
-    skill_gates,
-    summarize,
-)
-from huleedu_pipelines.modeling.names import (
-    BAND_MODEL,
-    CEFR_MODEL,
-    CHAMPION,
-    GRADE_MODEL,
-    SKILL_MODELS,
-)
-from huleedu_pipelines.modeling.onnx_export import parity_report
-from huleedu_pipelines.modeling.report import (
-    ChampionComparison,
-    LatencyReport,
-    band_report,
-    cefr_report,
-    compare_with_champion,
-    grade_report,
-    measure_latency,
-    render_markdown,
-    skill_report,
-)
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.families import Family, HoldoutEvidence, registered_model
+from huleedu_pipelines.modeling.figures import ChampionComparison, LatencyReport, measure_latency
+from huleedu_pipelines.modeling.gates import GateResult, GateThresholds, summarize
+from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
+from huleedu_pipelines.modeling.names import CHAMPION
+from huleedu_pipelines.modeling.report import render_markdown
+from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
 from huleedu_pipelines.warehouse.serving import (
     locked_serving_version,
     record_alias_move,
@@ -56,7 +35,6 @@ from huleedu_pipelines.warehouse.serving import (
 )
 from huleedu_pipelines.warehouse.tables import model_promotions
 
-SKILL_BY_MODEL = {name: skill for skill, name in SKILL_MODELS.items()}
 STORAGE_FILES = {
     "feature_table": "feature_table.parquet",
     "splits": "training_splits.parquet",
@@ -69,18 +47,6 @@ STORAGE_FILES = {
 
 class PromotionError(RuntimeError):
     """A promotion or rollback that cannot be done as asked (the message says why)."""
-
-
-def model_kind(model_name: str) -> str:
-    if model_name == GRADE_MODEL:
-        return "grade"
-    if model_name == CEFR_MODEL:
-        return "cefr"
-    if model_name == BAND_MODEL:
-        return "band"
-    if model_name in SKILL_BY_MODEL:
-        return "skill"
-    raise ValueError(f"{model_name!r} is not a HuleEdu model name")
 
 
 @dataclass(frozen=True)
@@ -105,69 +71,29 @@ class Holdout:
             **{key: pl.read_parquet(storage_dir / name) for key, name in STORAGE_FILES.items()}
         )
 
-    def _labelled(self, labels: pl.DataFrame, target: str, split: str) -> pl.DataFrame:
+    def labels_of(self, family: Family) -> pl.DataFrame:
+        """The label table `family` learns from (`Family.label_asset`)."""
+        tables = {
+            "swedish_grade_labels": self.grade_labels,
+            "cefr_labels": self.cefr_labels,
+            "skill_labels": self.skill_labels,
+        }
+        return tables[family.label_asset]
+
+    def rows(
+        self, model_name: str, high_skill_threshold: float, split: str = "test"
+    ) -> pl.DataFrame:
+        """Rows of `split` that carry the model's label, with a `target` column (and
+        `rating`, for skills) selected as the model's family says."""
+        model = registered_model(model_name)
+        labels = model.select_labels(self.labels_of(model.family), high_skill_threshold)
         return (
-            labels.drop_nulls(target)
+            labels.drop_nulls("target")
             .join(self.splits.filter(pl.col("split") == split).select("essay_id"), on="essay_id")
             .join(self.feature_table, on="essay_id")
             .join(self.essays.select("essay_id", "prompt_id", "source"), on="essay_id", how="left")
             .sort("essay_id")
         )
-
-    def rows(
-        self, model_name: str, high_skill_threshold: float, split: str = "test"
-    ) -> pl.DataFrame:
-        """Rows of `split` that carry the model's label, with a `target` column."""
-        kind = model_kind(model_name)
-        if kind == "grade":
-            frame = self._labelled(self.grade_labels, "grade_ordinal", split)
-            return frame.with_columns(pl.col("grade_ordinal").alias("target"))
-        if kind == "cefr":
-            frame = self._labelled(self.cefr_labels, "cefr_ordinal", split)
-            return frame.with_columns(pl.col("cefr_ordinal").alias("target"))
-        if kind == "band":
-            frame = self._labelled(self.cefr_labels, "ielts_band", split)
-            return frame.with_columns(pl.col("ielts_band").alias("target"))
-        rating = f"rating_{SKILL_BY_MODEL[model_name]}"
-        frame = self._labelled(self.skill_labels, rating, split)
-        return frame.with_columns(
-            (pl.col(rating) >= high_skill_threshold).cast(pl.Int64).alias("target"),
-            pl.col(rating).alias("rating"),
-        )
-
-
-def load_registered_bundle(
-    registry: Any, model_name: str, version: str, *, feature_version: str | None = None
-) -> ModelBundle:
-    """Download a registered version's bundle and verify it whole before use: the manifest
-    against the version's `bundle_manifest_sha256` tag (a missing tag is an error), every file
-    against the manifest, and the bundle's identity against `model_name` (and the feature
-    version serving builds, when given). Nothing is left on disk; the bundle lives in memory."""
-    import tempfile
-
-    from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
-    from huleedu_pipelines.resources.mlflow_registry import ONNX_SHA256_TAG
-
-    ref = registry.get_version_by_number(model_name, version)
-    expected = ref.tags.get(MANIFEST_TAG)
-    if not expected:
-        raise ArtifactIntegrityError(
-            f"{model_name} v{version} has no `{MANIFEST_TAG}` tag, so its bundle cannot be "
-            "verified and will not be used; retrain it (training registers the tag)"
-        )
-    with tempfile.TemporaryDirectory(prefix="huleedu-bundle-") as folder:
-        bundle = ModelBundle.load(
-            registry.download_bundle(model_name, version, Path(folder)),
-            expected_manifest_sha256=expected,
-        )
-    recorded_onnx = ref.tags.get(ONNX_SHA256_TAG)
-    if recorded_onnx is not None and recorded_onnx != bundle.onnx_sha256:
-        raise ArtifactIntegrityError(
-            f"{model_name} v{version}: the bundle's ONNX has sha256 {bundle.onnx_sha256}, the "
-            f"registered version records {recorded_onnx}; re-register the model"
-        )
-    bundle.verify_identity(model_name, feature_version)
-    return bundle
 
 
 def measure_serving_latency(bundles: Sequence[ModelBundle], X: np.ndarray) -> LatencyReport:
@@ -184,7 +110,7 @@ def measure_serving_latency(bundles: Sequence[ModelBundle], X: np.ndarray) -> La
 class ModelValidation:
     model_name: str
     version: str
-    kind: str
+    family: str
     gates: list[GateResult]
     metrics: dict[str, float]
     report_path: Path
@@ -198,6 +124,19 @@ class ModelValidation:
     @property
     def verdict(self) -> str:
         return summarize(self.gates)[1]
+
+    def report_row(self, run_id: str | None) -> dict[str, Any]:
+        """This validation as a `VALIDATION_SCHEMA` row, what promotion decides on."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "run_id": run_id,
+            "passed": self.passed,
+            "verdict": self.verdict,
+            "report_uri": str(self.report_path),
+            "champion_version": self.champion_version,
+            "gates": self.gates_json(),
+        }
 
     def gates_json(self) -> str:
         return json.dumps(
@@ -215,15 +154,6 @@ class ModelValidation:
         )
 
 
-def _parity(kind: str, bundle: ModelBundle, X: np.ndarray) -> dict[str, Any]:
-    onnx, native = bundle.predict(X), bundle.predict(X, native=True)
-    if kind in ("grade", "cefr"):
-        return parity_report(native.probabilities, onnx.probabilities, kind="multiclass")
-    if kind == "skill":
-        return parity_report(native.score, onnx.score, kind="binary")
-    return parity_report(native.score, onnx.score, kind="regression")
-
-
 def validate_version(
     *,
     model_name: str,
@@ -238,18 +168,31 @@ def validate_version(
     reports_dir: Path,
     oracle_qwk: float | None = None,
 ) -> ModelValidation:
-    """Report and gates for one version on the holdout; writes report.md and plots."""
-    from huleedu_pipelines.modeling import plots as p
+    """Report and gates for one version on the holdout; writes report.md and plots.
 
-    kind = model_kind(model_name)
+    What is reported, compared with the champion, gated and drawn is the model's family's
+    (`modeling.families`)."""
+    from huleedu_pipelines.modeling.plots import write_report_bundle
+
+    model = registered_model(model_name)
+    family = model.family
     test = holdout.rows(model_name, high_skill_threshold)
     if test.is_empty():
         raise ValueError(f"the holdout has no labelled essays for {model_name}")
-    X, y = feature_matrix(test), test["target"].to_numpy()
+    X = feature_matrix(test)
     prediction = bundle.predict(X)
-    parity = _parity(kind, bundle, X)
+    parity = family.parity(bundle, X)
     folder = reports_dir / model_name / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
+    evidence = HoldoutEvidence(
+        model=model,
+        rows=test,
+        prediction=prediction,
+        training_targets=lambda: holdout.rows(model_name, high_skill_threshold, "train")[
+            "target"
+        ].to_numpy(),
+    )
+    report = family.report(evidence, seed)
     comparison: ChampionComparison | None = None
     champion_version = None
     if champion is not None and champion[0] != version:
@@ -259,85 +202,15 @@ def validate_version(
                 f"champion {model_name} v{champion_version} reads other features than v{version}; "
                 "compare them by hand and promote with `registry promote --force --reason`"
             )
-        theirs = champion_bundle.predict(X)
-    sections: dict[str, Any] = {}
-    plots: dict[str, Path] = {}
-    if kind == "grade":
-        reference = holdout.rows(model_name, high_skill_threshold, "train")["target"].to_numpy()
-        report = grade_report(
-            y,
-            prediction.probabilities,
-            prediction.labels,
-            class_labels=SWEDISH_GRADES,
-            reference_labels=reference,
-            subgroups={
-                "prompt": test["prompt_id"].fill_null("none").to_list(),
-                "source": test["source"].fill_null("none").to_list(),
-            },
+        comparison = family.compare_with_champion(
+            evidence.y_true,
+            prediction,
+            champion_bundle.predict(X),
+            champion_version=champion_version,
             seed=seed,
         )
-        if champion_version is not None:
-            comparison = compare_with_champion(
-                y,
-                prediction.labels,
-                theirs.labels,
-                champion_version=champion_version,
-                metric="qwk",
-                n_classes=len(SWEDISH_GRADES),
-                seed=seed,
-            )
-        gates = grade_gates(report, thresholds, parity=parity, latency=latency, champion=comparison)
-        sections["grade"], plots = report, p.grade_plots(report, folder)
-    elif kind == "cefr":
-        report = cefr_report(y, prediction.probabilities, prediction.labels, seed=seed)
-        if champion_version is not None:
-            comparison = compare_with_champion(
-                y,
-                prediction.labels,
-                theirs.labels,
-                champion_version=champion_version,
-                metric="qwk",
-                n_classes=len(CEFR_LEVELS),
-                seed=seed,
-            )
-        gates = cefr_gates(report, thresholds, parity=parity, latency=latency, champion=comparison)
-        sections["cefr"], plots = report, p.cefr_plots(report, folder)
-    elif kind == "band":
-        report = band_report(y, prediction.score, seed=seed)
-        if champion_version is not None:
-            comparison = compare_with_champion(
-                y,
-                prediction.score,
-                theirs.score,
-                champion_version=champion_version,
-                metric="qwk_half_band",
-                seed=seed,
-            )
-        gates = band_gates(report, thresholds, parity=parity, latency=latency, champion=comparison)
-        sections["band"] = report
-        plots = {
-            "Predicted vs true band": p.band_scatter_plot(
-                y, prediction.score, folder / "band_scatter.png"
-            )
-        }
-    else:
-        report = skill_report(
-            SKILL_BY_MODEL[model_name], y, prediction.score, test["rating"].to_numpy(), seed=seed
-        )
-        if champion_version is not None:
-            comparison = compare_with_champion(
-                y,
-                prediction.score,
-                theirs.score,
-                champion_version=champion_version,
-                metric="roc_auc",
-                seed=seed,
-            )
-        gates = skill_gates(report, thresholds, parity=parity, champion=comparison)
-        sections["skills"] = [report]
-        plots = {
-            "Calibration": p.skill_calibration_plot([report], folder / "skill_calibration.png")
-        }
+    gates = family.gates(report, thresholds, parity=parity, latency=latency, champion=comparison)
+    plots = family.plots(report, evidence, folder)
     markdown = render_markdown(
         f"{model_name} v{version} — validation report",
         model_name=model_name,
@@ -347,14 +220,14 @@ def validate_version(
         champion=comparison,
         plots=plots,
         relative_to=folder,
-        oracle_qwk=oracle_qwk if kind == "grade" else None,
-        **sections,
+        oracle_qwk=oracle_qwk if family.reports_oracle_qwk else None,
+        **{family.report_section: report},
     )
-    report_path = p.write_report_bundle(folder, markdown, plots)
+    report_path = write_report_bundle(folder, markdown, plots)
     return ModelValidation(
         model_name=model_name,
         version=version,
-        kind=kind,
+        family=family.name,
         gates=gates,
         metrics={k: float(v) for k, v in report.metrics.items()},
         report_path=report_path,
@@ -363,12 +236,164 @@ def validate_version(
     )
 
 
+# --------------------------------------------------------------------------- validation
+
+
+VALIDATION_SCHEMA = {
+    "model_name": pl.String,
+    "version": pl.String,
+    "run_id": pl.String,
+    "passed": pl.Boolean,
+    "verdict": pl.String,
+    "report_uri": pl.String,
+    "champion_version": pl.String,
+    "gates": pl.String,
+}
+"""One row per validated version; `gates` is JSON (gate, passed, value, threshold...)."""
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    """How a version is validated: the gate thresholds, the bootstrap seed, the rating from
+    which a skill counts as high, and where reports are written."""
+
+    thresholds: GateThresholds
+    seed: int
+    high_skill_threshold: float
+    reports_dir: Path
+
+
+@dataclass(frozen=True)
+class ChallengerValidations:
+    """The validation of every registered challenger of one training run."""
+
+    results: list[ModelValidation]
+    reports: pl.DataFrame
+    """`VALIDATION_SCHEMA` rows, one per result."""
+    latency: LatencyReport | None
+    oracle_qwk: float | None
+
+
+def champion_to_beat(
+    registry: ModelRegistry, model_name: str, version: str
+) -> tuple[str, ModelBundle] | None:
+    """The champion's version and verified bundle, unless there is none or it is `version`."""
+
+    ref = registry.get_version(model_name, CHAMPION)
+    if ref is None or ref.version == version:
+        return None
+    return ref.version, load_registered_bundle(registry, model_name, ref.version)
+
+
+def oracle_qwk(latent_truth_path: Path | None, test_ids: list[str], labels: pl.DataFrame):
+    """Best achievable grade QWK on these essays, when the demo generator's truth is at hand."""
+    if latent_truth_path is None or not latent_truth_path.exists():
+        return None
+    truth = pl.read_parquet(latent_truth_path).select("essay_id", "true_grade_ordinal")
+    joined = labels.filter(pl.col("essay_id").is_in(test_ids)).join(truth, on="essay_id")
+    if joined.is_empty():
+        return None
+    return quadratic_weighted_kappa(
+        joined["grade_ordinal"].to_numpy(), joined["true_grade_ordinal"].to_numpy(), 8
+    )
+
+
+def validate_challengers(
+    model_cards: pl.DataFrame,
+    holdout: Holdout,
+    registry: ModelRegistry,
+    policy: ValidationPolicy,
+    *,
+    latent_truth_path: Path | None = None,
+    log: logging.Logger | None = None,
+) -> ChallengerValidations:
+    """Validate every version a training run registered (`model_cards` rows with status
+    `registered`) against today's champion, and record each report, its figures and the
+    verdict on the version's MLflow run and tags.
+
+    Latency is measured once for all the run's bundles together (they serve side by side)."""
+    cards = model_cards.filter(pl.col("status") == "registered")
+    bundles = {
+        card["model_name"]: ModelBundle.load(Path(card["bundle_dir"]))
+        for card in cards.iter_rows(named=True)
+    }
+    test_ids = holdout.splits.filter(pl.col("split") == "test")["essay_id"].to_list()
+    X_test = feature_matrix(holdout.feature_table.filter(pl.col("essay_id").is_in(test_ids)))
+    latency = measure_serving_latency(list(bundles.values()), X_test) if bundles else None
+    oracle = oracle_qwk(latent_truth_path, test_ids, holdout.grade_labels)
+    results, rows = [], []
+    for card in cards.iter_rows(named=True):
+        name, version = card["model_name"], card["version"]
+        result = validate_version(
+            model_name=name,
+            version=version,
+            bundle=bundles[name],
+            holdout=holdout,
+            champion=champion_to_beat(registry, name, version),
+            latency=latency,
+            thresholds=policy.thresholds,
+            seed=policy.seed,
+            high_skill_threshold=policy.high_skill_threshold,
+            reports_dir=policy.reports_dir,
+            oracle_qwk=oracle,
+        )
+        if log is not None:
+            log.info(f"{name} v{version}: {result.verdict}")
+        _record_validation(registry, card["run_id"], result)
+        results.append(result)
+        rows.append(result.report_row(card["run_id"]))
+    reports = pl.DataFrame(rows, schema=VALIDATION_SCHEMA)
+    return ChallengerValidations(results, reports, latency, oracle)
+
+
+def _record_validation(registry: ModelRegistry, run_id: str, result: ModelValidation) -> None:
+    registry.log_run_artifacts(run_id, result.report_path.parent, "validation_report")
+    registry.log_run_metrics(
+        run_id, {f"validation_{k}": v for k, v in result.metrics.items() if np.isfinite(v)}
+    )
+    registry.set_version_tags(
+        result.model_name,
+        result.version,
+        {
+            "gate_verdict": "passed" if result.passed else "failed",
+            "validation_report": str(result.report_path),
+        },
+    )
+
+
+def validate_registered(
+    registry: ModelRegistry,
+    holdout: Holdout,
+    policy: ValidationPolicy,
+    model_name: str,
+    version: str,
+) -> ModelValidation:
+    """Gates for one registered version on the last training run's holdout, against today's
+    champion (what `registry compare` and `registry promote` decide on). The bundle is the
+    registered one, verified; latency is this model's alone on its holdout rows."""
+
+    bundle = load_registered_bundle(registry, model_name, version)
+    test = holdout.rows(model_name, policy.high_skill_threshold)
+    return validate_version(
+        model_name=model_name,
+        version=version,
+        bundle=bundle,
+        holdout=holdout,
+        champion=champion_to_beat(registry, model_name, version),
+        latency=measure_serving_latency([bundle], feature_matrix(test)),
+        thresholds=policy.thresholds,
+        seed=policy.seed,
+        high_skill_threshold=policy.high_skill_threshold,
+        reports_dir=policy.reports_dir,
+    )
+
+
 # --------------------------------------------------------------------------- promotion
 
 
 def move_alias(
     engine: sa.Engine,
-    registry: Any,
+    registry: ModelRegistry,
     *,
     model_name: str,
     version: str,
@@ -423,27 +448,62 @@ def _shown(version: str | None) -> str:
     return f"v{version}" if version else "no version"
 
 
-def move_champion(
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What promotion did with one validated version."""
+
+    model_name: str
+    version: str
+    action: str
+    """`promoted`, `already champion`, or `kept champion: <verdict>` when a gate failed."""
+    previous_version: str | None
+    move: dict[str, Any] | None = None
+    """The `model_promotions` row, when the alias moved."""
+
+    @property
+    def blocked(self) -> bool:
+        return self.action.startswith("kept champion")
+
+
+def promote(
     engine: sa.Engine,
-    registry: Any,
+    registry: ModelRegistry,
+    report: Mapping[str, Any],
     *,
-    model_name: str,
-    version: str,
-    reason: str,
-    report_uri: str | None,
-) -> dict[str, Any] | None:
-    """Make `version` champion (see `move_alias`); None if it already is."""
-    return move_alias(
+    by_operator: bool = False,
+    force_reason: str | None = None,
+) -> PromotionDecision:
+    """Make a validated version champion if it passed every gate (or, by an operator, with a
+    `force_reason`); the move is recorded with the verdict and the report (see `move_alias`).
+
+    `report` is a `VALIDATION_SCHEMA` row (`ModelValidation.report_row`)."""
+    name, version, verdict = report["model_name"], report["version"], report["verdict"]
+    if not report["passed"] and force_reason is None:
+        return PromotionDecision(
+            name, version, f"kept champion: {verdict}", report["champion_version"]
+        )
+    if force_reason is not None:
+        reason = f"forced by operator: {force_reason}; gates: {verdict}"
+    elif by_operator:
+        reason = f"promoted by operator; {verdict}"
+    else:
+        reason = verdict
+    moved = move_alias(
         engine,
         registry,
-        model_name=model_name,
+        model_name=name,
         version=version,
         reason=reason,
-        report_uri=report_uri,
+        report_uri=report["report_uri"],
     )
+    if moved is None:
+        return PromotionDecision(name, version, "already champion", version)
+    return PromotionDecision(name, version, "promoted", moved["previous_version"], moved)
 
 
-def rollback_champion(engine: sa.Engine, registry: Any, model_name: str) -> dict[str, Any]:
+def rollback_champion(
+    engine: sa.Engine, registry: ModelRegistry, model_name: str
+) -> dict[str, Any]:
     """Move `champion` back to the version the current one replaced, as recorded in
     `model_promotions`; readers see the restored version's rows at once."""
     with engine.connect() as connection:

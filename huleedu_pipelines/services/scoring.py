@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -28,15 +29,19 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from huleedu_pipelines.domain.input_rules import comparison_problem, essay_text_problem
 from huleedu_pipelines.features.build import (
     EMBEDDING_COLUMNS,
     MODEL_FEATURE_COLUMNS,
     ProgressCallback,
     build_features,
+    current_feature_hashes,
     feature_matrix,
+    feature_version,
 )
 from huleedu_pipelines.features.embeddings import SentenceEmbedder
 from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.families import family_of
 from huleedu_pipelines.modeling.names import (
     ALL_MODELS,
     BAND_MODEL,
@@ -46,9 +51,15 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
+from huleedu_pipelines.registry import (
+    ModelRegistry,
+    ModelVersionNotFoundError,
+    load_registered_bundle,
+)
+from huleedu_pipelines.services.ingest import split_valid_rows
 from huleedu_pipelines.warehouse.bulk import write_frame
 from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
-from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS
+from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS, serving_versions
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
     essay_grade_predictions,
@@ -56,7 +67,7 @@ from huleedu_pipelines.warehouse.tables import (
     prompts,
     skill_assessments,
 )
-from huleedu_pipelines.warehouse.writes import QuarantineEntry
+from huleedu_pipelines.warehouse.writes import QuarantineEntry, write_quarantine
 
 SELECTED_NEW = "new_or_updated"
 SELECTED_CHANGED = "features_changed"
@@ -268,7 +279,7 @@ class ServingModels:
 
 
 def load_serving_models(
-    registry: Any,
+    registry: ModelRegistry,
     model_names: Sequence[str] = ALL_MODELS,
     *,
     recorded_champions: Mapping[str, str],
@@ -285,8 +296,6 @@ def load_serving_models(
     models still serve.
     """
     from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
-    from huleedu_pipelines.resources.mlflow_registry import ModelVersionNotFoundError
-    from huleedu_pipelines.services.promotion import load_registered_bundle
 
     models = ServingModels()
     for name in model_names:
@@ -510,20 +519,21 @@ def grade_frame(
         started = time.perf_counter()
         prediction = model.bundle.predict(X)
         labels = model.bundle.class_labels
-        if model.name == BAND_MODEL:
-            columns["ielts_band"] = pl.Series(prediction.labels, dtype=pl.Float64)
+        family = family_of(model.name)
+        column = str(family.prediction_column)
+        if family.task == "regression":
+            columns[column] = pl.Series(prediction.labels, dtype=pl.Float64)
         else:
-            prefix = "grade" if model.name == GRADE_MODEL else "cefr"
             names = np.asarray(labels, dtype=object)[prediction.labels.astype(np.int64)]
-            columns[prefix] = pl.Series(names.tolist(), dtype=pl.String)
-            columns[f"{prefix}_probabilities"] = _json_probabilities(
+            columns[column] = pl.Series(names.tolist(), dtype=pl.String)
+            columns[f"{column}_probabilities"] = _json_probabilities(
                 labels, prediction.probabilities
-            ).alias(f"{prefix}_probabilities")
-            if model.name == GRADE_MODEL:
-                columns["confidence"] = pl.Series(prediction.confidence, dtype=pl.Float64)
-                columns["needs_review"] = pl.Series(
-                    prediction.confidence < review_threshold, dtype=pl.Boolean
-                )
+            ).alias(f"{column}_probabilities")
+        if family.confidence_decides_review:
+            columns["confidence"] = pl.Series(prediction.confidence, dtype=pl.Float64)
+            columns["needs_review"] = pl.Series(
+                prediction.confidence < review_threshold, dtype=pl.Boolean
+            )
         key = f"{model.name}@{model.alias}"
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
     versions = {name: pl.lit(value, pl.String) for name, value in target.versions().items()}
@@ -726,3 +736,155 @@ def score_essays(
             collect(pending.popleft())
     outcome.total_seconds = time.perf_counter() - started
     return outcome
+
+
+# --------------------------------------------------------------------------- a day
+
+
+@dataclass(frozen=True)
+class DayFeatures:
+    """The model inputs of the essays to score for a day, and the essays quarantined instead."""
+
+    table: pl.DataFrame
+    """essay_id, student_id, selected_because, feature_version, feature_hash and the model
+    columns (`build_scoring_features`)."""
+    quarantined: list[QuarantineEntry]
+    embeddings_computed: int
+    embeddings_reused: int
+
+    def selected_because(self) -> dict[str, int]:
+        return dict(
+            self.table.group_by("selected_because").len().sort("selected_because").iter_rows()
+        )
+
+
+def features_for_day(
+    engine: sa.Engine,
+    day: dt.date,
+    *,
+    backfill: bool,
+    embedder: SentenceEmbedder,
+    cache_root: Path,
+    max_essay_chars: int,
+    run_id: str | None,
+    log: logging.Logger,
+    progress: ProgressCallback | None = None,
+) -> DayFeatures:
+    """Select the day's essays to score (every essay lacking a current score in a backfill),
+    build their features through the training path, and quarantine the essays that break an
+    input rule or whose features cannot be computed.
+
+    Ingest's length limit applies here too: no essay costs minutes of embedding every night.
+    Outside a backfill only the day's broken essays are quarantined (older ones were already)."""
+    with engine.connect() as connection:
+        all_essays = read_essays(connection)
+        comparisons = read_comparisons(connection)
+        current = current_scores(connection)
+        champions = serving_versions(connection, CHAMPION)
+    valid, bad_essays = split_valid_rows(
+        all_essays, essays, lambda row: essay_text_problem(row["text"], max_essay_chars)
+    )
+    if not backfill:
+        on_day = set(all_essays.filter(submitted_or_updated_on(day))["essay_id"].to_list())
+        bad_essays = [entry for entry in bad_essays if entry.source_key in on_day]
+    known = set(valid["essay_id"].to_list())
+    comparisons, _ = split_valid_rows(
+        comparisons,
+        cj_comparison_pairs,
+        lambda r: comparison_problem(r["essay_a_id"], r["essay_b_id"], r["winner_essay_id"], known),
+    )
+    hashes = current_feature_hashes(
+        valid.select("essay_id", "text", "prompt_text"), comparisons, feature_version(embedder)
+    )
+    selected = select_essays(
+        valid.join(hashes.select("essay_id", "feature_hash"), on="essay_id"),
+        current,
+        None if backfill else day,
+        expected_current_rows(champions),
+    )
+    log.info(
+        f"{selected.height} essays to consider for {day} "
+        f"({'backfill' if backfill else 'new, updated or changed'}); building features"
+    )
+    build = build_scoring_features(selected, comparisons, cache_root, embedder, progress)
+    quarantined = bad_essays + build.failures
+    with engine.begin() as connection:
+        write_quarantine(connection, quarantined, run_id=run_id)
+    for entry in quarantined[:20]:
+        log.warning(f"quarantined essay {entry.source_key}: {entry.reason}")
+    return DayFeatures(build.table, quarantined, build.embeddings_computed, build.embeddings_reused)
+
+
+class NoChampionError(RuntimeError):
+    """No model can serve, so a day cannot be scored; `problems` says why, per model."""
+
+    def __init__(self, message: str, problems: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.problems = dict(problems)
+
+
+@dataclass(frozen=True)
+class ScoredDay:
+    models: ServingModels
+    outcome: ScoringOutcome
+    load_seconds: float
+
+
+def score_day(
+    engine: sa.Engine,
+    features: pl.DataFrame,
+    registry: ModelRegistry,
+    *,
+    run_id: str | None,
+    shadow: bool,
+    review_threshold: float,
+    explain_scope: str,
+    chunk_size: int,
+    n_jobs: int,
+    log: logging.Logger,
+) -> ScoredDay:
+    """Score a day's feature rows with every champion that may serve (and each differing
+    challenger, with `shadow`) and write the rows (`score_essays`).
+
+    Raises `NoChampionError` when no champion can serve: nothing is written then."""
+    loading = time.perf_counter()
+    with engine.connect() as connection:
+        recorded = serving_versions(connection, CHAMPION)
+    versions = features["feature_version"].unique().to_list()
+    models = load_serving_models(
+        registry,
+        recorded_champions=recorded,
+        feature_version=versions[0] if len(versions) == 1 else None,
+        shadow=shadow,
+    )
+    load_seconds = time.perf_counter() - loading
+    for problem in models.problems.values():
+        log.error(problem)
+    if not models.champions:
+        raise NoChampionError(
+            "No champion can serve, so nothing was scored: "
+            + (
+                f"{len(models.refused)} champions were refused (see problems)"
+                if models.refused
+                else "no model has a champion version; run training_job (or "
+                "`huleedu-pipelines train`) until models pass their gates"
+            ),
+            models.problems,
+        )
+    outcome = score_essays(
+        engine,
+        features,
+        models,
+        run_id=run_id,
+        review_threshold=review_threshold,
+        explain_scope=explain_scope,
+        chunk_size=chunk_size,
+        n_jobs=n_jobs,
+        log=log.info,
+    )
+    log.info(
+        f"scored {outcome.essays_scored} essays ({outcome.essays_unchanged} unchanged) in "
+        f"{outcome.total_seconds:.1f} s: {outcome.skill_rows} skill rows, "
+        f"{outcome.grade_rows} grade rows ({outcome.shadow_rows} shadow)"
+    )
+    return ScoredDay(models, outcome, load_seconds)

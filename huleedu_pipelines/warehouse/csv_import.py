@@ -34,7 +34,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from huleedu_pipelines.domain.skills import SKILLS
 from huleedu_pipelines.domain.input_rules import (
     Problem,
     band_problem,
@@ -42,6 +41,7 @@ from huleedu_pipelines.domain.input_rules import (
     grade_problem,
     rating_problem,
 )
+from huleedu_pipelines.domain.skills import SKILLS
 from huleedu_pipelines.warehouse.engine import migrate
 from huleedu_pipelines.warehouse.loading import LoadResult, load_tables, source_key
 from huleedu_pipelines.warehouse.tables import TABLES_BY_NAME

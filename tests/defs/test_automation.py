@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from huleedu_pipelines.assets.ingest import raw_essays, raw_labels
-from huleedu_pipelines.resources import PolarsParquetIOManager, WarehouseResource
+from huleedu_pipelines.resources import PolarsParquetIOManager, WarehouseResource, build_resources
 from huleedu_pipelines.schedules import (
     RetrainTriggerResource,
     new_labels_sensor,
@@ -83,7 +83,7 @@ def evaluate(
     monkeypatch.setenv("HULEEDU_RETRAIN_MIN_NEW_LABELS", str(THRESHOLD))
     resources = {
         "warehouse": WarehouseResource(url=warehouse_url),
-        "retrain_trigger": RetrainTriggerResource.from_settings(get_settings()),
+        "retrain_trigger": build_resources(get_settings())["retrain_trigger"],
     }
 
     def tick(cursor: str | None = None):
@@ -330,7 +330,7 @@ def test_a_malformed_cursor_is_refused_with_what_to_do(evaluate) -> None:
 
 def test_the_retrain_threshold_defaults_to_100(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HULEEDU_RETRAIN_MIN_NEW_LABELS", raising=False)
-    assert RetrainTriggerResource.from_settings(get_settings()).min_new_labels == 100
+    assert build_resources(get_settings())["retrain_trigger"].min_new_labels == 100
 
 
 def test_a_retrain_threshold_below_one_is_refused() -> None:

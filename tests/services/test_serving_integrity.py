@@ -22,6 +22,7 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
+from huleedu_pipelines.services.promotion import PromotionError, move_alias, rollback_champion
 from huleedu_pipelines.services.scoring import (
     SELECTED_MISSING,
     current_scores,
@@ -30,7 +31,6 @@ from huleedu_pipelines.services.scoring import (
     score_essays,
     select_essays,
 )
-from huleedu_pipelines.services.promotion import PromotionError, move_champion, rollback_champion
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.serving import (
     current_essay_grade_predictions,
@@ -57,7 +57,7 @@ def registry(tmp_path: Path) -> FakeRegistry:
 def _promote_all(engine: sa.Engine, registry: FakeRegistry, seed: int = 0) -> None:
     for name in MODELS:
         version = registry.register(name, tiny_bundle(name, seed))
-        move_champion(
+        move_alias(
             engine, registry, model_name=name, version=version, reason="test", report_uri=None
         )
 
@@ -90,9 +90,7 @@ def test_rollback_serves_the_restored_versions_rows_at_once(warehouse: sa.Engine
     # A new grade champion: its rows do not exist yet, so readers see no grade row rather
     # than the demoted version's, and the next night selects every essay as missing one.
     v2 = registry.register(GRADE_MODEL, tiny_bundle(GRADE_MODEL, seed=9))
-    move_champion(
-        warehouse, registry, model_name=GRADE_MODEL, version=v2, reason="r", report_uri=None
-    )
+    move_alias(warehouse, registry, model_name=GRADE_MODEL, version=v2, reason="r", report_uri=None)
     assert _read(warehouse, current_essay_grade_predictions).is_empty()
     with warehouse.connect() as connection:
         current = current_scores(connection)
@@ -148,7 +146,7 @@ def test_a_bundle_of_another_family_behind_the_alias_is_refused(warehouse, regis
     _promote_all(warehouse, registry)
     impostor = tiny_bundle(GRADE_MODEL, seed=3, family_of=CEFR_MODEL)  # CEFR levels as grades
     version = registry.register(GRADE_MODEL, impostor)
-    move_champion(
+    move_alias(
         warehouse, registry, model_name=GRADE_MODEL, version=version, reason="r", report_uri=None
     )
     models, outcome = _score(warehouse, registry, feature_rows(6))
@@ -177,7 +175,7 @@ def test_an_alias_moved_outside_the_product_is_refused_until_recorded(warehouse,
     assert "moved outside the product" in models.problems[GRADE_MODEL]
     assert outcome.grade_rows == 0
     # Recording the move through the product names what happened and lets it serve.
-    row = move_champion(
+    row = move_alias(
         warehouse, registry, model_name=GRADE_MODEL, version=version, reason="ok", report_uri=None
     )
     assert row["previous_version"] == "1" and "moved outside the product" in row["reason"]
@@ -189,7 +187,7 @@ def test_a_failed_alias_move_records_nothing(warehouse: sa.Engine, registry) -> 
     version = registry.register(GRADE_MODEL, tiny_bundle(GRADE_MODEL))
     registry.fail_set_alias = ConnectionError("registry unreachable")
     with pytest.raises(ConnectionError):
-        move_champion(
+        move_alias(
             warehouse,
             registry,
             model_name=GRADE_MODEL,
@@ -204,7 +202,7 @@ def test_a_failed_alias_move_records_nothing(warehouse: sa.Engine, registry) -> 
 
 def test_a_failed_commit_moves_the_alias_back(warehouse: sa.Engine, registry) -> None:
     first = registry.register(GRADE_MODEL, tiny_bundle(GRADE_MODEL))
-    move_champion(
+    move_alias(
         warehouse, registry, model_name=GRADE_MODEL, version=first, reason="r", report_uri=None
     )
     second = registry.register(GRADE_MODEL, tiny_bundle(GRADE_MODEL, seed=2))
@@ -215,7 +213,7 @@ def test_a_failed_commit_moves_the_alias_back(warehouse: sa.Engine, registry) ->
     sa.event.listen(warehouse, "commit", refuse_commit)
     try:
         with pytest.raises(RuntimeError, match="went away"):
-            move_champion(
+            move_alias(
                 warehouse,
                 registry,
                 model_name=GRADE_MODEL,
@@ -235,7 +233,7 @@ def test_skill_rows_of_a_demoted_version_leave_the_current_view(warehouse, regis
     _promote_all(warehouse, registry)
     _score(warehouse, registry, feature_rows(N_ESSAYS))
     version = registry.register(GRAMMAR, tiny_bundle(GRAMMAR, seed=5))
-    move_champion(
+    move_alias(
         warehouse, registry, model_name=GRAMMAR, version=version, reason="r", report_uri=None
     )
     assert _read(warehouse, current_skill_assessments).is_empty()

@@ -73,10 +73,10 @@ def test_ielts_csv_into_an_empty_home_then_train(home, tmp_path, monkeypatch) ->
     assert "skipped huleedu-grade-sv: 0 essays carry `grade_ordinal`" in trained.output
     assert "skipped huleedu-skill-grammar" in trained.output
 
-    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    from huleedu_pipelines.registry import build_registry
 
     settings = get_settings()
-    registry = MlflowRegistryResource(tracking_uri=settings.resolved_mlflow_tracking_uri)
+    registry = build_registry(settings)
     names = {model["name"] for model in registry.list_models()}
     assert names == {"huleedu-cefr", "huleedu-ielts-band"}
     cards = pl.read_parquet(settings.storage_dir / "ielts_band_model.parquet")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from huleedu_pipelines.cli.commands import EXIT_USAGE, app
 from huleedu_pipelines.modeling.names import GRADE_MODEL
-from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+from huleedu_pipelines.registry import MlflowRegistry, build_registry
 from huleedu_pipelines.settings import get_settings
 
 runner = CliRunner()
@@ -60,16 +60,16 @@ def test_registry_list_in_a_home_without_a_store_creates_no_store(home: Path) ->
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One created, empty MLflow database for the module (creating one takes seconds)."""
     database = tmp_path_factory.mktemp("store") / "mlflow.db"
-    assert MlflowRegistryResource(tracking_uri=f"sqlite:///{database}").list_models() == []
+    assert MlflowRegistry(tracking_uri=f"sqlite:///{database}").list_models() == []
     return database
 
 
 @pytest.fixture
-def empty_store(home: Path, migrated_store: Path) -> MlflowRegistryResource:
+def empty_store(home: Path, migrated_store: Path) -> MlflowRegistry:
     """A home holding a copy of the empty store."""
     home.mkdir()
     shutil.copyfile(migrated_store, home / "mlflow.db")
-    return MlflowRegistryResource(tracking_uri=get_settings().resolved_mlflow_tracking_uri)
+    return build_registry(get_settings())
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from huleedu_pipelines.cli.commands import EXIT_FAILED, EXIT_GATES_BLOCKED, _exit_on_failed_training, app
-from huleedu_pipelines.modeling.names import CHAMPION, GRADE_MODEL
+from huleedu_pipelines.cli.commands import (
+    EXIT_FAILED,
+    EXIT_GATES_BLOCKED,
+    _exit_on_failed_training,
+    app,
+)
 from huleedu_pipelines.cli.runs import dagster_instance, run_job
+from huleedu_pipelines.modeling.names import CHAMPION, GRADE_MODEL
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
@@ -114,7 +119,7 @@ def test_train_exits_3_when_no_model_reaches_the_qwk_floor(
 ) -> None:
     from support import seed_small_trainable_home
 
-    from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+    from huleedu_pipelines.registry import build_registry
 
     seed_small_trainable_home(monkeypatch, tmp_path, shared_feature_cache)
     monkeypatch.setenv("HULEEDU_GATE_MIN_QWK", "0.999")
@@ -124,5 +129,5 @@ def test_train_exits_3_when_no_model_reaches_the_qwk_floor(
     assert len(blocked) == 1, result.output
     assert blocked[0].startswith(f"promotion blocked: gate min_qwk: {GRADE_MODEL} v1: QWK ")
     assert "0.999" in blocked[0]
-    registry = MlflowRegistryResource(tracking_uri=get_settings().resolved_mlflow_tracking_uri)
+    registry = build_registry(get_settings())
     assert registry.get_version(GRADE_MODEL, CHAMPION) is None

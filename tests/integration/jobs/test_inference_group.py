@@ -29,9 +29,8 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
-from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+from huleedu_pipelines.registry import MlflowRegistry, build_registry, load_registered_bundle
 from huleedu_pipelines.settings import get_settings
-from huleedu_pipelines.services.promotion import load_registered_bundle
 from huleedu_pipelines.warehouse.engine import make_engine
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
@@ -57,8 +56,8 @@ class Night:
         self.root, self.url, self.instance = root, url, instance
         self.engine = make_engine(url)
 
-    def registry(self) -> MlflowRegistryResource:
-        return MlflowRegistryResource(tracking_uri=get_settings().resolved_mlflow_tracking_uri)
+    def registry(self) -> MlflowRegistry:
+        return build_registry(get_settings())
 
     def score(self, day: str, backfill: bool = False):
         from huleedu_pipelines.definitions import build_definitions

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from huleedu_pipelines.cli.commands import EXIT_TRAINING_IN_PROGRESS, app
+from huleedu_pipelines.cli.runs import concurrency_lock, dagster_instance, run_job
 from huleedu_pipelines.definitions import build_definitions
 from huleedu_pipelines.jobs import CONCURRENCY_GROUP_TAG, TRAINING_CONCURRENCY_GROUP
 from huleedu_pipelines.resources.parquet_io import PolarsParquetIOManager
-from huleedu_pipelines.cli.runs import concurrency_lock, dagster_instance, run_job
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 

@@ -7,7 +7,7 @@ import pytest
 
 from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
 from huleedu_pipelines.modeling.names import ALL_MODELS, CHALLENGER, GRADE_MODEL
-from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+from huleedu_pipelines.registry import build_registry
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import make_engine
 
@@ -57,10 +57,7 @@ def test_every_model_is_trained_registered_and_served_by_onnx(trained) -> None:
     assert sorted(cards["model_name"]) == sorted(ALL_MODELS)
     assert (cards["status"] == "registered").all(), cards.select("model_name", "message")
 
-    registry = MlflowRegistryResource(
-        tracking_uri=settings.resolved_mlflow_tracking_uri,
-        artifact_location=settings.mlflow_artifact_root.as_uri(),
-    )
+    registry = build_registry(settings)
     for card in cards.iter_rows(named=True):
         ref = registry.get_version_by_number(card["model_name"], card["version"])
         assert card["version"] == "1"

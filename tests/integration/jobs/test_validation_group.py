@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from huleedu_pipelines.cli import app
 from huleedu_pipelines.modeling.names import ALL_MODELS, CHAMPION, GRADE_MODEL
-from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
+from huleedu_pipelines.registry import MlflowRegistry, build_registry
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import make_engine
 from huleedu_pipelines.warehouse.tables import model_promotions, teacher_grades
@@ -44,8 +44,8 @@ def lifecycle(tmp_path_factory, shared_feature_cache):
         )
 
 
-def registry() -> MlflowRegistryResource:
-    return MlflowRegistryResource(tracking_uri=get_settings().resolved_mlflow_tracking_uri)
+def registry() -> MlflowRegistry:
+    return build_registry(get_settings())
 
 
 def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:

@@ -1,4 +1,4 @@
-"""MlflowRegistryResource against real MLflow: one migrated SQLite store for the module.
+"""MlflowRegistry against real MLflow: one migrated SQLite store for the module.
 
 A new MLflow database runs its migrations on first use (~3-4 s), so every test shares the
 module's store and uses its own registered model name. The `slow` test starts a real
@@ -27,12 +27,12 @@ from huleedu_pipelines.modeling.onnx_export import (
     OnnxRunner,
     booster_to_onnx,
 )
-from huleedu_pipelines.resources.mlflow_registry import (
+from huleedu_pipelines.registry.mlflow import (
     MAX_PARAM_LENGTH,
     ONNX_SHA256_TAG,
     RUN_ID_TAG,
     SKIPPED_METRICS_TAG,
-    MlflowRegistryResource,
+    MlflowRegistry,
     ModelVersionNotFoundError,
 )
 
@@ -67,8 +67,8 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry(store_dir: Path) -> MlflowRegistryResource:
-    return MlflowRegistryResource(tracking_uri=f"sqlite:///{store_dir / 'mlflow.db'}")
+def registry(store_dir: Path) -> MlflowRegistry:
+    return MlflowRegistry(tracking_uri=f"sqlite:///{store_dir / 'mlflow.db'}")
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def bundle_dir(tmp_path: Path, tiny_model: TinyModel) -> Path:
     return folder
 
 
-def _log(registry: MlflowRegistryResource, model: TinyModel, bundle_dir: Path, name: str, **kw):
+def _log(registry: MlflowRegistry, model: TinyModel, bundle_dir: Path, name: str, **kw):
     arguments = {
         "model_name": name,
         "run_name": f"{name}-run",
@@ -97,14 +97,14 @@ def _log(registry: MlflowRegistryResource, model: TinyModel, bundle_dir: Path, n
     return registry.log_model_version(**{**arguments, **kw})
 
 
-def _client(registry: MlflowRegistryResource):
+def _client(registry: MlflowRegistry):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
 
 
 def test_log_model_version_records_run_model_and_version(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
 ) -> None:
     plot = tmp_path / "calibration.png"
     plot.write_bytes(b"\x89PNG not really")
@@ -150,7 +150,7 @@ def test_log_model_version_records_run_model_and_version(
 
 
 def test_second_version_takes_the_challenger_alias(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path
 ) -> None:
     first = _log(registry, tiny_model, bundle_dir, "huleedu-t-second")
     second = _log(registry, tiny_model, bundle_dir, "huleedu-t-second")
@@ -163,7 +163,7 @@ def test_second_version_takes_the_challenger_alias(
 
 
 def test_missing_model_or_alias(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path
 ) -> None:
     assert registry.get_version("huleedu-t-never-registered", "champion") is None
     _log(registry, tiny_model, bundle_dir, "huleedu-t-missing")
@@ -173,7 +173,7 @@ def test_missing_model_or_alias(
 
 
 def test_alias_moves_and_version_tags(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path
 ) -> None:
     name = "huleedu-t-alias"
     _log(registry, tiny_model, bundle_dir, name)
@@ -197,7 +197,7 @@ def test_alias_moves_and_version_tags(
 
 
 def test_downloads_are_identical_and_onnx_runs(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
 ) -> None:
     ref = _log(registry, tiny_model, bundle_dir, "huleedu-t-download")
 
@@ -217,7 +217,7 @@ def test_downloads_are_identical_and_onnx_runs(
 
 
 def test_download_onnx_refuses_bytes_that_do_not_match_the_tag(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path
 ) -> None:
     ref = _log(registry, tiny_model, bundle_dir, "huleedu-t-integrity")
     registry.set_version_tags(ref.name, ref.version, {ONNX_SHA256_TAG: "0" * 64})
@@ -226,7 +226,7 @@ def test_download_onnx_refuses_bytes_that_do_not_match_the_tag(
 
 
 def test_a_failure_inside_the_run_ends_it_failed(
-    registry: MlflowRegistryResource,
+    registry: MlflowRegistry,
     tiny_model: TinyModel,
     bundle_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -251,14 +251,14 @@ def test_a_failure_inside_the_run_ends_it_failed(
 
 
 def test_missing_bundle_manifest_is_refused_before_any_run(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, tmp_path: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, tmp_path: Path
 ) -> None:
     with pytest.raises(FileNotFoundError, match=r"bundle\.json"):
         _log(registry, tiny_model, tmp_path, "huleedu-t-nobundle")
 
 
 def test_existing_run_gets_metrics_and_a_report(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path, tmp_path: Path
 ) -> None:
     ref = _log(registry, tiny_model, bundle_dir, "huleedu-t-report")
     report = tmp_path / "report"
@@ -278,7 +278,7 @@ def test_existing_run_gets_metrics_and_a_report(
 
 
 def test_list_models_shows_versions_and_aliases(
-    registry: MlflowRegistryResource, tiny_model: TinyModel, bundle_dir: Path
+    registry: MlflowRegistry, tiny_model: TinyModel, bundle_dir: Path
 ) -> None:
     for _ in range(2):
         _log(registry, tiny_model, bundle_dir, "huleedu-t-list-a")
@@ -310,16 +310,12 @@ def test_list_models_shows_versions_and_aliases(
 def test_artifact_location_for_new_experiments(
     tracking_uri: str, artifact_location: str | None, expected: str | None
 ) -> None:
-    resource = MlflowRegistryResource(
-        tracking_uri=tracking_uri, artifact_location=artifact_location
-    )
-    assert resource.resolved_artifact_location() == expected
+    registry = MlflowRegistry(tracking_uri=tracking_uri, artifact_location=artifact_location)
+    assert registry.resolved_artifact_location() == expected
 
 
-def test_importing_the_resource_does_not_import_mlflow() -> None:
-    code = (
-        "import sys, huleedu_pipelines.resources.mlflow_registry; sys.exit('mlflow' in sys.modules)"
-    )
+def test_importing_the_registry_does_not_import_mlflow() -> None:
+    code = "import sys, huleedu_pipelines.registry.mlflow; sys.exit('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -384,7 +380,7 @@ def test_against_a_tracking_server(
     bundle_dir: Path,
     tmp_path: Path,
 ) -> None:
-    remote = MlflowRegistryResource(tracking_uri=mlflow_server)
+    remote = MlflowRegistry(tracking_uri=mlflow_server)
     first = _log(remote, tiny_model, bundle_dir, "huleedu-t-server")
     second = _log(remote, tiny_model, bundle_dir, "huleedu-t-server")
     assert (first.version, second.version) == ("1", "2")
@@ -405,9 +401,7 @@ def test_against_a_tracking_server(
 # ---- names never reach a filter string; a new store is created once ---------------------
 
 
-def test_list_models_reads_a_name_holding_a_quote(
-    registry: MlflowRegistryResource, tmp_path: Path
-) -> None:
+def test_list_models_reads_a_name_holding_a_quote(registry: MlflowRegistry, tmp_path: Path) -> None:
     """A registered name is data, not filter syntax: a quote in it (which used to end the
     `name = '...'` filter and break every listing) lists like any other name."""
     name = "huleedu-t-o'neil"
@@ -421,7 +415,7 @@ def test_list_models_reads_a_name_holding_a_quote(
 
 @pytest.mark.parametrize("prefix", ["huleedu_", "huleedu-%", "x' OR '1'='1"])
 def test_list_models_refuses_a_prefix_that_is_filter_syntax(
-    registry: MlflowRegistryResource, prefix: str
+    registry: MlflowRegistry, prefix: str
 ) -> None:
     with pytest.raises(ValueError, match="only letters, digits and '-'"):
         registry.list_models(prefix=prefix)
@@ -429,7 +423,7 @@ def test_list_models_refuses_a_prefix_that_is_filter_syntax(
 
 def _open_new_store(tracking_uri: str, name: str, barrier) -> None:
     """One of two processes opening the same new SQLite store at the same moment."""
-    registry = MlflowRegistryResource(tracking_uri=tracking_uri)
+    registry = MlflowRegistry(tracking_uri=tracking_uri)
     barrier.wait(timeout=60)
     registry.list_models()
     _client(registry).create_registered_model(name)
@@ -452,5 +446,5 @@ def test_two_processes_creating_one_store_both_succeed(tmp_path: Path) -> None:
     for process in processes:
         process.join(timeout=180)
     assert [process.exitcode for process in processes] == [0, 0]
-    store = MlflowRegistryResource(tracking_uri=tracking_uri)
+    store = MlflowRegistry(tracking_uri=tracking_uri)
     assert [m["name"] for m in store.list_models()] == ["huleedu-t-race-a", "huleedu-t-race-b"]

@@ -12,17 +12,16 @@ from fakes import register_in_mlflow, tiny_bundle
 from huleedu_pipelines.modeling.bundle import MANIFEST_TAG, BundleIdentityError
 from huleedu_pipelines.modeling.names import CEFR_MODEL, GRADE_MODEL
 from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
-from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
-from huleedu_pipelines.services.promotion import load_registered_bundle
+from huleedu_pipelines.registry import MlflowRegistry, load_registered_bundle
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> MlflowRegistryResource:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> MlflowRegistry:
     folder = tmp_path_factory.mktemp("mlflow")
-    return MlflowRegistryResource(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    return MlflowRegistry(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
 
 
-def _stored_bundle_json(registry: MlflowRegistryResource, name: str, version: str) -> Path:
+def _stored_bundle_json(registry: MlflowRegistry, name: str, version: str) -> Path:
     run_id = registry.get_version_by_number(name, version).run_id
     store = Path(registry.resolved_artifact_location().removeprefix("file://"))
     [path] = [p for p in store.rglob("bundle/bundle.json") if run_id in p.parts]

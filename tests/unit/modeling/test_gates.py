@@ -7,19 +7,8 @@ import numpy as np
 import pytest
 
 from huleedu_pipelines.domain import SWEDISH_GRADES
-from huleedu_pipelines.modeling.gates import (
-    GATE_NAMES,
-    GateResult,
-    GateThresholds,
-    band_gates,
-    cefr_gates,
-    grade_gates,
-    latency_gates,
-    parity_gates,
-    skill_gates,
-    summarize,
-)
-from huleedu_pipelines.modeling.report import (
+from huleedu_pipelines.modeling.families import GATE_NAMES
+from huleedu_pipelines.modeling.figures import (
     ChampionComparison,
     GradeReport,
     LatencyReport,
@@ -29,10 +18,21 @@ from huleedu_pipelines.modeling.report import (
     grade_report,
     skill_report,
 )
+from huleedu_pipelines.modeling.gates import (
+    GateResult,
+    band_gates,
+    cefr_gates,
+    grade_gates,
+    latency_gates,
+    parity_gates,
+    skill_gates,
+    summarize,
+)
+from huleedu_pipelines.settings import Settings
 
 K = len(SWEDISH_GRADES)
 N_BOOT = 100
-THRESHOLDS = GateThresholds()
+THRESHOLDS = Settings.model_construct().gate_thresholds()  # the defaults, whatever the env
 PARITY_OK = {
     "share_rows_over_tol": 0.0,
     "share_rows_flipped": 0.0,
@@ -303,7 +303,7 @@ def test_messages_show_enough_digits_to_tell_value_from_threshold(
     gate = by_name(
         grade_gates(
             report,
-            GateThresholds(min_qwk=threshold),
+            replace(THRESHOLDS, min_qwk=threshold),
             parity=PARITY_OK,
             latency=FAST,
             champion=None,

@@ -9,8 +9,7 @@ import pytest
 from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.modeling import metrics as m
 from huleedu_pipelines.modeling import plots
-from huleedu_pipelines.modeling.gates import GateThresholds, grade_gates
-from huleedu_pipelines.modeling.report import (
+from huleedu_pipelines.modeling.figures import (
     GradeReport,
     LatencyReport,
     band_report,
@@ -18,11 +17,14 @@ from huleedu_pipelines.modeling.report import (
     compare_with_champion,
     grade_report,
     measure_latency,
-    render_markdown,
     skill_report,
 )
+from huleedu_pipelines.modeling.gates import grade_gates
+from huleedu_pipelines.modeling.report import render_markdown
+from huleedu_pipelines.settings import Settings
 
 K = len(SWEDISH_GRADES)
+THRESHOLDS = Settings.model_construct().gate_thresholds()  # whatever the env says
 N_BOOT = 150
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -330,7 +332,7 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         n_boot=20,
     )
     parity = {"share_rows_over_tol": 0.5, "share_rows_flipped": 0.0, "max_abs_diff": 0.02}
-    gates = grade_gates(report, GateThresholds(), parity=parity, latency=latency, champion=champion)
+    gates = grade_gates(report, THRESHOLDS, parity=parity, latency=latency, champion=champion)
     figure_dir = tmp_path / "report"
     plot_paths = {"Confusion matrix": figure_dir / "grade_confusion.png"}
     text = render_markdown(

@@ -1,0 +1,56 @@
+"""Benchmarks that print figures, never pass/fail: `huleedu-pipelines bench ...` from a checkout
+(or `python -m benchmarks ...` from the repository root). Each prints a readable table and ends
+with one line of JSON."""
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Benchmarks that print figures (never pass/fail).", no_args_is_help=True)
+
+
+@app.command("features")
+def bench_features_command(
+    essays: Annotated[int, typer.Option(help="Generated essays for text features.")] = 1000,
+    embed: Annotated[int, typer.Option(help="Essays to embed (both ways).")] = 64,
+) -> None:
+    """Essays/s for text features and embeddings, each beside a naive baseline."""
+    from benchmarks.figures import bench_features, print_figures
+
+    print_figures(bench_features(essays, embed))
+
+
+@app.command("training")
+def bench_training_command(
+    essays: Annotated[int, typer.Option(help="Generated essays to train on.")] = 2000,
+) -> None:
+    """Wall time per model and for the training job on demo data (temporary home)."""
+    from benchmarks.figures import bench_training, print_figures
+
+    print_figures(bench_training(essays))
+
+
+@app.command("inference")
+def bench_inference_command(
+    essays: Annotated[int, typer.Option(help="Feature rows to score.")] = 100_000,
+    naive_essays: Annotated[int, typer.Option(help="Essays for the naive baseline.")] = 300,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server to write to (a temporary database is created and dropped); "
+            "default HULEEDU_TEST_POSTGRES_URL or a PostgreSQL HULEEDU_WAREHOUSE_URL."
+        ),
+    ] = None,
+) -> None:
+    """End-to-end scoring essays/s into PostgreSQL beside raw ONNX and a naive baseline."""
+    from benchmarks.figures import bench_inference, print_figures
+    from huleedu_pipelines.settings import get_settings
+
+    settings = get_settings()
+    url = postgres_url or settings.test_postgres_url
+    if url is None and (settings.warehouse_url or "").startswith("postgresql"):
+        url = settings.warehouse_url
+    if url is None:
+        typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
+        raise typer.Exit(2)
+    print_figures(bench_inference(essays, url, naive_essays=naive_essays))

@@ -1,0 +1,512 @@
+"""The model families: one table saying, for grade, CEFR, band and skill, everything that
+differs between them.
+
+A *family* is what a model predicts (grade, cefr, band, skill); its *task* is how
+(ordinal, regression, binary). Each row holds the family's class labels, the labels it
+learns from and how they become a `target`, the training recipe, the headline metrics, the
+validation report, the champion-comparison metric, the gates, the plots, the report section
+and the ONNX parity kind. Every place that used to ask "which model is this?" reads the row
+instead, so adding or changing a family is one edit here.
+
+A *registered model* is one name in the registry: one per family, except the skill family,
+which registers one model per skill (`huleedu-skill-<skill>`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike
+
+from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
+from huleedu_pipelines.modeling import plots
+from huleedu_pipelines.modeling.bundle import BundlePrediction, ModelBundle, ModelIdentity
+from huleedu_pipelines.modeling.evaluation import (
+    binary_headline_metrics,
+    ordinal_headline_metrics,
+    regression_headline_metrics,
+)
+from huleedu_pipelines.modeling.figures import (
+    BandReport,
+    CefrReport,
+    ChampionComparison,
+    GradeReport,
+    SkillReport,
+    band_report,
+    cefr_report,
+    compare_with_champion,
+    grade_report,
+    skill_report,
+)
+from huleedu_pipelines.modeling.gates import (
+    GRADE_GATE_NAMES,
+    REPORTED_QUALITY_GATE_NAMES,
+    SKILL_GATE_NAMES,
+    GateResult,
+    band_gates,
+    cefr_gates,
+    grade_gates,
+    skill_gates,
+)
+from huleedu_pipelines.modeling.names import (
+    ALL_MODELS,
+    BAND_MODEL,
+    CEFR_MODEL,
+    GRADE_MODEL,
+    SKILL_CLASS_LABELS,
+    SKILL_MODELS,
+)
+from huleedu_pipelines.modeling.onnx_export import parity_report
+from huleedu_pipelines.modeling.training import (
+    SplitData,
+    TrainingConfig,
+    train_band_bundle,
+    train_binary_bundle,
+    train_ordinal_bundle,
+)
+
+Report = GradeReport | CefrReport | BandReport | SkillReport
+"""The figures a family's validation report is made of."""
+
+
+class UnknownModelError(ValueError):
+    """A name that is not one of the registered HuleEdu model names."""
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True)
+class HoldoutEvidence:
+    """One registered model's predictions on holdout rows, with what its family's report reads.
+
+    `rows` carry `target` (and `rating` for skills), `prompt_id` and `source`;
+    `training_targets` gives the training split's labels, read only by the families whose
+    report compares predicted shares with them (grade).
+    """
+
+    model: RegisteredModel
+    rows: pl.DataFrame
+    prediction: BundlePrediction
+    training_targets: Callable[[], np.ndarray]
+
+    @property
+    def y_true(self) -> np.ndarray:
+        return self.rows["target"].to_numpy()
+
+
+# --------------------------------------------------------------------------- label selection
+
+
+def label_as_target(labels: pl.DataFrame, column: str, high_skill_threshold: float) -> pl.DataFrame:
+    """The label column itself is the target (grade and CEFR codes, IELTS bands)."""
+    del high_skill_threshold
+    return labels.with_columns(pl.col(column).alias("target"))
+
+
+def rating_at_or_above_threshold(
+    labels: pl.DataFrame, column: str, high_skill_threshold: float
+) -> pl.DataFrame:
+    """Target 1 when the mean teacher rating reaches the high-skill threshold, else 0; the
+    rating is kept beside it as `rating` (Pearson r is against it)."""
+    return labels.with_columns(
+        (pl.col(column) >= high_skill_threshold).cast(pl.Int64).alias("target"),
+        pl.col(column).alias("rating"),
+    )
+
+
+# --------------------------------------------------------------------------- training recipes
+
+
+def _fit_ordinal(
+    *,
+    model_name: str,
+    data: SplitData,
+    class_labels: Sequence[str],
+    feature_columns: Sequence[str],
+    config: TrainingConfig,
+) -> ModelBundle:
+    return train_ordinal_bundle(
+        model_name=model_name,
+        data=data,
+        n_classes=len(class_labels),
+        class_labels=class_labels,
+        feature_columns=feature_columns,
+        config=config,
+    )
+
+
+def _fit_regression(*, class_labels: Sequence[str], **common: Any) -> ModelBundle:
+    del class_labels  # a regressor has none
+    return train_band_bundle(**common)
+
+
+def _fit_binary(*, class_labels: Sequence[str], **common: Any) -> ModelBundle:
+    del class_labels  # the binary recipe names its two classes itself
+    return train_binary_bundle(**common)
+
+
+# --------------------------------------------------------------------------- reports and plots
+
+
+def _grade_report(evidence: HoldoutEvidence, seed: int) -> GradeReport:
+    rows, prediction = evidence.rows, evidence.prediction
+    return grade_report(
+        evidence.y_true,
+        prediction.probabilities,
+        prediction.labels,
+        class_labels=evidence.model.family.class_labels,
+        reference_labels=evidence.training_targets(),
+        subgroups={
+            "prompt": rows["prompt_id"].fill_null("none").to_list(),
+            "source": rows["source"].fill_null("none").to_list(),
+        },
+        seed=seed,
+    )
+
+
+def _cefr_report(evidence: HoldoutEvidence, seed: int) -> CefrReport:
+    prediction = evidence.prediction
+    return cefr_report(evidence.y_true, prediction.probabilities, prediction.labels, seed=seed)
+
+
+def _band_report(evidence: HoldoutEvidence, seed: int) -> BandReport:
+    return band_report(evidence.y_true, evidence.prediction.score, seed=seed)
+
+
+def _skill_report(evidence: HoldoutEvidence, seed: int) -> SkillReport:
+    return skill_report(
+        str(evidence.model.skill),
+        evidence.y_true,
+        evidence.prediction.score,
+        evidence.rows["rating"].to_numpy(),
+        seed=seed,
+    )
+
+
+def _grade_plots(report: GradeReport, evidence: HoldoutEvidence, folder: Path) -> dict[str, Path]:
+    del evidence
+    return plots.grade_plots(report, folder)
+
+
+def _cefr_plots(report: CefrReport, evidence: HoldoutEvidence, folder: Path) -> dict[str, Path]:
+    del evidence
+    return plots.cefr_plots(report, folder)
+
+
+def _band_plots(report: BandReport, evidence: HoldoutEvidence, folder: Path) -> dict[str, Path]:
+    del report  # the scatter is drawn from the bands themselves
+    return plots.band_plots(evidence.y_true, evidence.prediction.score, folder)
+
+
+def _skill_plots(report: SkillReport, evidence: HoldoutEvidence, folder: Path) -> dict[str, Path]:
+    del evidence
+    return plots.skill_plots(report, folder)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything that differs between grade, CEFR, band and skill models."""
+
+    name: str
+    """grade, cefr, band or skill."""
+    task: str
+    """ordinal, regression or binary."""
+    class_labels: tuple[str, ...]
+    """The classes in code order (empty for the band regressor)."""
+    label_asset: str
+    """The label table (asset and Parquet file name) the family learns from."""
+    label_column: str
+    """The label column in it; `{skill}` is filled in per skill model."""
+    select_labels: Callable[[pl.DataFrame, str, float], pl.DataFrame]
+    """(labels, label column, high-skill threshold) -> labels with a `target` column."""
+    training_asset: str
+    """The asset that trains the family's models (its key never changes)."""
+    description: str
+    """What the family's models are, for the training asset's description."""
+    train: Callable[..., ModelBundle]
+    """The training recipe (keyword arguments: model_name, data, class_labels,
+    feature_columns, config)."""
+    headline: Callable[..., dict[str, float]]
+    """Test-split metrics logged with every version (see `headline_metrics`)."""
+    report: Callable[[HoldoutEvidence, int], Report]
+    """The validation report's figures, from holdout evidence and a bootstrap seed."""
+    champion_metric: str
+    """The metric non-inferiority to the champion is judged on."""
+    compared_output: str
+    """The `BundlePrediction` attribute compared with the champion's (labels or score)."""
+    gates: Callable[..., list[GateResult]]
+    """(report, thresholds, *, parity, latency, champion) -> one result per gate."""
+    gate_names: tuple[str, ...]
+    """Every gate `gates` returns, in order."""
+    plots: Callable[[Report, HoldoutEvidence, Path], dict[str, Path]]
+    """(report, evidence, folder) -> plot title -> PNG written into the folder."""
+    report_section: str
+    """The `render_markdown` keyword the report goes under."""
+    reports_oracle_qwk: bool
+    """Whether the report shows the best achievable QWK beside the model's."""
+    parity_kind: str
+    """How ONNX and native outputs are compared (`onnx_export.parity_report(kind=...)`)."""
+    parity_output: str
+    """The `BundlePrediction` attribute compared for parity (probabilities or score)."""
+    prediction_column: str | None
+    """The `essay_grade_predictions` column the served model fills (ordinal models also
+    fill `<column>_probabilities`); None for skills, which have their own table."""
+    confidence_decides_review: bool
+    """Whether the model's confidence sets `confidence` and `needs_review` on the row."""
+
+    def targets(self, values: ArrayLike) -> np.ndarray:
+        """Label values as the recipe wants them: bands as floats, class codes as integers."""
+        dtype = np.float64 if self.task == "regression" else np.int64
+        return np.asarray(values).astype(dtype)
+
+    def headline_metrics(
+        self, y_true: ArrayLike, prediction: BundlePrediction, ratings: ArrayLike | None = None
+    ) -> dict[str, float]:
+        """The few test-split numbers logged as `test_<name>` with every registered version."""
+        return self.headline(y_true, prediction, class_labels=self.class_labels, ratings=ratings)
+
+    def compare_with_champion(
+        self,
+        y_true: ArrayLike,
+        challenger: BundlePrediction,
+        champion: BundlePrediction,
+        *,
+        champion_version: str,
+        seed: int,
+    ) -> ChampionComparison:
+        """Challenger vs champion on the same rows, on the family's champion metric."""
+        return compare_with_champion(
+            y_true,
+            getattr(challenger, self.compared_output),
+            getattr(champion, self.compared_output),
+            champion_version=champion_version,
+            metric=self.champion_metric,
+            n_classes=len(self.class_labels) or None,
+            seed=seed,
+        )
+
+    def parity(self, bundle: ModelBundle, X: np.ndarray) -> dict[str, Any]:
+        """ONNX against native LightGBM on the rows of `X` (`onnx_export.parity_report`)."""
+        onnx, native = bundle.predict(X), bundle.predict(X, native=True)
+        return parity_report(
+            getattr(native, self.parity_output),
+            getattr(onnx, self.parity_output),
+            kind=self.parity_kind,
+        )
+
+
+GRADE = Family(
+    name="grade",
+    task="ordinal",
+    class_labels=SWEDISH_GRADES,
+    label_asset="swedish_grade_labels",
+    label_column="grade_ordinal",
+    select_labels=label_as_target,
+    training_asset="grade_model",
+    description="Swedish grade F..A as an ordinal model: the best of three ordinal strategies "
+    "by validation QWK, with 8 calibrated probabilities; registered as huleedu-grade-sv.",
+    train=_fit_ordinal,
+    headline=ordinal_headline_metrics,
+    report=_grade_report,
+    champion_metric="qwk",
+    compared_output="labels",
+    gates=grade_gates,
+    gate_names=GRADE_GATE_NAMES,
+    plots=_grade_plots,
+    report_section="grade",
+    reports_oracle_qwk=True,
+    parity_kind="multiclass",
+    parity_output="probabilities",
+    prediction_column="grade",
+    confidence_decides_review=True,
+)
+CEFR = Family(
+    name="cefr",
+    task="ordinal",
+    class_labels=tuple(CEFR_LEVELS),
+    label_asset="cefr_labels",
+    label_column="cefr_ordinal",
+    select_labels=label_as_target,
+    training_asset="cefr_model",
+    description="CEFR level A1..C2 as an ordinal classifier; registered as huleedu-cefr.",
+    train=_fit_ordinal,
+    headline=ordinal_headline_metrics,
+    report=_cefr_report,
+    champion_metric="qwk",
+    compared_output="labels",
+    gates=cefr_gates,
+    gate_names=REPORTED_QUALITY_GATE_NAMES,
+    plots=_cefr_plots,
+    report_section="cefr",
+    reports_oracle_qwk=False,
+    parity_kind="multiclass",
+    parity_output="probabilities",
+    prediction_column="cefr",
+    confidence_decides_review=False,
+)
+BAND = Family(
+    name="band",
+    task="regression",
+    class_labels=(),
+    label_asset="cefr_labels",
+    label_column="ielts_band",
+    select_labels=label_as_target,
+    training_asset="ielts_band_model",
+    description="IELTS band regressor, served on the half-band scale; registered as "
+    "huleedu-ielts-band.",
+    train=_fit_regression,
+    headline=regression_headline_metrics,
+    report=_band_report,
+    champion_metric="qwk_half_band",
+    compared_output="score",
+    gates=band_gates,
+    gate_names=REPORTED_QUALITY_GATE_NAMES,
+    plots=_band_plots,
+    report_section="band",
+    reports_oracle_qwk=False,
+    parity_kind="regression",
+    parity_output="score",
+    prediction_column="ielts_band",
+    confidence_decides_review=False,
+)
+SKILL = Family(
+    name="skill",
+    task="binary",
+    class_labels=SKILL_CLASS_LABELS,
+    label_asset="skill_labels",
+    label_column="rating_{skill}",
+    select_labels=rating_at_or_above_threshold,
+    training_asset="skill_models",
+    description="Seven binary models, P(high skill) with rating >= the high-skill threshold, "
+    "Platt calibrated; registered as huleedu-skill-<skill>.",
+    train=_fit_binary,
+    headline=binary_headline_metrics,
+    report=_skill_report,
+    champion_metric="roc_auc",
+    compared_output="score",
+    gates=skill_gates,
+    gate_names=SKILL_GATE_NAMES,
+    plots=_skill_plots,
+    report_section="skills",
+    reports_oracle_qwk=False,
+    parity_kind="binary",
+    parity_output="score",
+    prediction_column=None,
+    confidence_decides_review=False,
+)
+
+FAMILIES: tuple[Family, ...] = (GRADE, CEFR, BAND, SKILL)
+GATE_NAMES: dict[str, tuple[str, ...]] = {family.name: family.gate_names for family in FAMILIES}
+"""Every gate each family's `gates` returns, in order (one Dagster check per name)."""
+
+
+# --------------------------------------------------------------------------- registered models
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One registered model name and the family it belongs to (and its skill, for skills)."""
+
+    name: str
+    family: Family
+    skill: str | None = None
+
+    @property
+    def label_column(self) -> str:
+        """The column of the family's label table this model learns from."""
+        return self.family.label_column.format(skill=self.skill)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        family = self.family
+        return ModelIdentity(self.name, family.name, family.task, family.class_labels)
+
+    def select_labels(self, labels: pl.DataFrame, high_skill_threshold: float) -> pl.DataFrame:
+        """The label table with a `target` column, null where the essay carries no label
+        (rows are kept, so the labels' watermark is the table's)."""
+        return self.family.select_labels(labels, self.label_column, high_skill_threshold)
+
+
+REGISTERED_MODELS: tuple[RegisteredModel, ...] = (
+    RegisteredModel(GRADE_MODEL, GRADE),
+    RegisteredModel(CEFR_MODEL, CEFR),
+    RegisteredModel(BAND_MODEL, BAND),
+    *(RegisteredModel(SKILL_MODELS[skill], SKILL, skill) for skill in SKILLS),
+)
+_BY_NAME: dict[str, RegisteredModel] = {model.name: model for model in REGISTERED_MODELS}
+
+
+def registered_model(model_name: str) -> RegisteredModel:
+    try:
+        return _BY_NAME[model_name]
+    except KeyError:
+        raise UnknownModelError(
+            f"{model_name!r} is not a HuleEdu model; the models are {', '.join(ALL_MODELS)}"
+        ) from None
+
+
+def family_of(model_name: str) -> Family:
+    return registered_model(model_name).family
+
+
+def family_named(name: str) -> Family:
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    raise ValueError(f"no model family {name!r}; the families are grade, cefr, band, skill")
+
+
+def models_of(family: Family) -> tuple[RegisteredModel, ...]:
+    return tuple(model for model in REGISTERED_MODELS if model.family is family)
+
+
+def identity_of(model_name: str) -> ModelIdentity:
+    """What a bundle registered as `model_name` must say about itself."""
+    return registered_model(model_name).identity
+
+
+def fit_recipe(
+    model: RegisteredModel, config: TrainingConfig, feature_columns: Sequence[str]
+) -> Callable[[SplitData], ModelBundle]:
+    """The family's training recipe bound to the model's name, classes and features; the
+    bundle it returns records its family."""
+
+    def fit(data: SplitData) -> ModelBundle:
+        bundle = model.family.train(
+            model_name=model.name,
+            data=data,
+            class_labels=model.family.class_labels,
+            feature_columns=feature_columns,
+            config=config,
+        )
+        return dataclasses.replace(bundle, family=model.family.name)
+
+    return fit
+
+
+__all__ = [
+    "FAMILIES",
+    "GATE_NAMES",
+    "REGISTERED_MODELS",
+    "Family",
+    "HoldoutEvidence",
+    "ModelIdentity",
+    "RegisteredModel",
+    "UnknownModelError",
+    "family_named",
+    "family_of",
+    "fit_recipe",
+    "identity_of",
+    "models_of",
+    "registered_model",
+]

@@ -1,0 +1,204 @@
+"""Train and register: fit one model on the essays that carry its label, log it with the
+dataset it saw and the code that trained it, and register the version as `challenger`.
+
+Returns one "model card" row per model (status, registered version, bundle location, test
+metrics); a model with too few labels is skipped with the reason instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.families import RegisteredModel, fit_recipe
+from huleedu_pipelines.modeling.training import SplitData, TrainingConfig
+from huleedu_pipelines.registry import ModelRegistry
+
+MODEL_CARD_SCHEMA = {
+    "model_name": pl.String,
+    "status": pl.String,
+    "version": pl.String,
+    "run_id": pl.String,
+    "bundle_dir": pl.String,
+    "onnx_sha256": pl.String,
+    "strategy": pl.String,
+    "n_train": pl.Int64,
+    "n_test": pl.Int64,
+    "test_metrics": pl.String,
+    "message": pl.String,
+}
+"""One row per model. status is `registered` or `skipped`; test_metrics is JSON."""
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where and how one training run trains: the recipe knobs, the label floor below which a
+    model is skipped, where bundles are written, and the orchestrator's run id (tagged on
+    every version so a version leads back to the run that made it)."""
+
+    config: TrainingConfig
+    min_labels_to_train: int
+    high_skill_threshold: float
+    models_dir: Path
+    run_id: str
+
+    def bundle_dir(self, model_name: str) -> Path:
+        return Path(self.models_dir) / model_name / self.run_id
+
+
+@functools.cache
+def code_version() -> str:
+    """Package version and git commit of the code that trains (once per process)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return f"{package_version('huleedu-pipelines')}+{commit}"
+
+
+def _split_data(
+    feature_table: pl.DataFrame, splits: pl.DataFrame, labels: pl.DataFrame, target: str
+) -> dict[str, pl.DataFrame]:
+    joined = (
+        labels.drop_nulls(target)
+        .join(splits.select("essay_id", "group", "split"), on="essay_id")
+        .join(feature_table, on="essay_id")
+        .sort("essay_id")
+    )
+    return {
+        name: joined.filter(pl.col("split") == name) for name in ("train", "validation", "test")
+    }
+
+
+def _dataset_tags(parts: dict[str, pl.DataFrame], labels: pl.DataFrame, target: str) -> dict:
+    rows = pl.concat(list(parts.values())).sort("essay_id")
+    digest = hashlib.sha256()
+    for essay_id, split, value, feature_hash in rows.select(
+        "essay_id", "split", target, "feature_hash"
+    ).iter_rows():
+        digest.update(f"{essay_id}|{split}|{value}|{feature_hash}\n".encode())
+    watermark = labels["labelled_at"].max() if "labelled_at" in labels.columns else None
+    return {
+        "dataset_hash": digest.hexdigest()[:32],
+        "data_watermark": watermark.isoformat() if isinstance(watermark, dt.datetime) else "",
+        "feature_version": rows["feature_version"][0] if rows.height else "",
+        "code_version": code_version(),
+    }
+
+
+def _skipped(model: RegisteredModel, message: str) -> dict[str, Any]:
+    return {"model_name": model.name, "status": "skipped", "message": message}
+
+
+def train_and_register(
+    model: RegisteredModel,
+    feature_table: pl.DataFrame,
+    splits: pl.DataFrame,
+    labels: pl.DataFrame,
+    run: TrainingRun,
+    registry: ModelRegistry,
+    log: logging.Logger,
+) -> dict[str, Any]:
+    """Train one model on the essays that carry its label, log it and register `challenger`.
+
+    `labels` is the family's label table; returns the model-card row (`MODEL_CARD_SCHEMA`)."""
+    family = model.family
+    labels = model.select_labels(labels, run.high_skill_threshold)
+    parts = _split_data(feature_table, splits, labels, "target")
+    n_labelled = sum(part.height for part in parts.values())
+    if n_labelled < run.min_labels_to_train or min(p.height for p in parts.values()) == 0:
+        message = (
+            f"skipped {model.name}: {n_labelled} essays carry `{model.label_column}` "
+            f"(train {parts['train'].height}, validation {parts['validation'].height}, test "
+            f"{parts['test'].height}); at least {run.min_labels_to_train} are needed "
+            "(HULEEDU_MIN_LABELS_TO_TRAIN) with every split non-empty"
+        )
+        log.warning(message)
+        return _skipped(model, message)
+
+    def target(part: pl.DataFrame) -> np.ndarray:
+        return family.targets(part["target"].to_numpy())
+
+    data = SplitData(
+        X_train=feature_matrix(parts["train"]),
+        y_train=target(parts["train"]),
+        groups_train=parts["train"]["group"].to_numpy(),
+        X_val=feature_matrix(parts["validation"]),
+        y_val=target(parts["validation"]),
+    )
+    if family.task != "regression" and np.unique(data.y_train).size < 2:
+        message = f"skipped {model.name}: every training essay has the same `{model.label_column}`"
+        log.warning(message)
+        return _skipped(model, message)
+    log.info(f"training {model.name} on {data.y_train.size} essays")
+    bundle = dataclasses.replace(
+        fit_recipe(model, run.config, MODEL_FEATURE_COLUMNS)(data),
+        feature_version=parts["train"]["feature_version"][0],
+    )
+    X_test = feature_matrix(parts["test"])
+    ratings = parts["test"]["rating"] if model.skill else None
+    metrics = family.headline_metrics(target(parts["test"]), bundle.predict(X_test), ratings)
+    bundle_dir = bundle.save(run.bundle_dir(model.name))
+    tags = _dataset_tags(parts, labels, "target") | {
+        "dagster_run_id": run.run_id,
+        "strategy": str(bundle.info.get("strategy", "")),
+        "onnx_sha256": bundle.onnx_sha256,
+    }
+    ref = registry.log_model_version(
+        model_name=model.name,
+        run_name=f"{model.name}-{run.run_id[:8]}",
+        onnx_bytes=bundle.onnx_model,
+        input_example=X_test[:5].astype(np.float32),
+        output_example=bundle.onnx_raw_outputs(X_test[:5])[0],
+        bundle_dir=bundle_dir,
+        params=_flat_params(bundle),
+        metrics={f"test_{name}": value for name, value in metrics.items()},
+        tags=tags,
+    )
+    log.info(f"registered {model.name} version {ref.version} as challenger")
+    return {
+        "model_name": model.name,
+        "status": "registered",
+        "version": ref.version,
+        "run_id": ref.run_id,
+        "bundle_dir": str(bundle_dir),
+        "onnx_sha256": bundle.onnx_sha256,
+        "strategy": str(bundle.info.get("strategy", "")),
+        "n_train": int(data.y_train.size),
+        "n_test": int(X_test.shape[0]),
+        "test_metrics": json.dumps(metrics, sort_keys=True),
+        "message": f"version {ref.version} registered with alias challenger",
+    }
+
+
+def _flat_params(bundle: ModelBundle) -> dict[str, Any]:
+    params = {f"lgbm_{k}": v for k, v in bundle.info.get("params", {}).items()}
+    for key in ("strategy", "n_train", "n_validation", "best_iterations"):
+        if key in bundle.info:
+            params[key] = bundle.info[key]
+    for name, value in bundle.info.get("strategy_validation_qwk", {}).items():
+        params[f"validation_qwk_{name}"] = round(float(value), 5)
+    params["calibration"] = json.dumps(bundle.info.get("calibration", {}))[:250]
+    params["n_features"] = len(bundle.feature_columns)
+    return params

@@ -1,0 +1,206 @@
+"""Validate a version, promote it, roll it back: the promotion service on a fake registry and a
+SQLite warehouse, with real (tiny) bundles, reports and gates."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from fakes import FakeRegistry, tiny_bundle
+
+from huleedu_pipelines.features.build import feature_matrix
+from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.names import CHALLENGER, CHAMPION, GRADE_MODEL
+from huleedu_pipelines.services.promotion import (
+    Holdout,
+    PromotionError,
+    ValidationPolicy,
+    measure_serving_latency,
+    promote,
+    rollback_champion,
+    validate_challengers,
+    validate_registered,
+    validate_version,
+)
+from huleedu_pipelines.services.training import MODEL_CARD_SCHEMA
+from huleedu_pipelines.warehouse.queries import read_frame
+from huleedu_pipelines.warehouse.tables import model_promotions, serving_models
+
+
+def _validate(holdout: Holdout, bundle: ModelBundle, policy: ValidationPolicy, champion=None):
+    test = holdout.rows(GRADE_MODEL, policy.high_skill_threshold)
+    return validate_version(
+        model_name=GRADE_MODEL,
+        version="2",
+        bundle=bundle,
+        holdout=holdout,
+        champion=champion,
+        latency=measure_serving_latency([bundle], feature_matrix(test)),
+        thresholds=policy.thresholds,
+        seed=policy.seed,
+        high_skill_threshold=policy.high_skill_threshold,
+        reports_dir=policy.reports_dir,
+    )
+
+
+def _rows(engine: sa.Engine, table: sa.Table) -> pl.DataFrame:
+    with engine.connect() as connection:
+        return read_frame(connection, table)
+
+
+def test_validate_version_passes_every_gate_on_labels_the_model_predicts(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    result = _validate(grade_holdout(grade_bundle), grade_bundle, policy)
+
+    assert result.passed and result.verdict == "all 9 gates passed"
+    gates = {gate.gate: gate for gate in result.gates}
+    assert gates["min_qwk"].value == pytest.approx(1.0)
+    assert gates["min_adjacent_agreement"].value == pytest.approx(1.0)
+    assert gates["onnx_parity_flipped"].value == 0.0
+    assert "no champion" in gates["non_inferiority"].message
+    assert result.champion_version is None
+    assert result.metrics["qwk"] == pytest.approx(1.0)
+    # The report is written beside its plots, and names the version and each gate.
+    assert result.report_path == policy.reports_dir / GRADE_MODEL / "v2" / "report.md"
+    report = result.report_path.read_text()
+    assert f"{GRADE_MODEL} v2" in report
+    assert all(name in report for name in gates)
+    assert result.plots and all(path.is_file() for path in result.plots.values())
+    row = result.report_row(run_id="run-2")
+    assert (row["passed"], row["run_id"], row["report_uri"]) == (
+        True,
+        "run-2",
+        str(result.report_path),
+    )
+    assert {g["gate"] for g in json.loads(row["gates"])} == set(gates)
+
+
+def test_validate_version_fails_the_quality_gates_on_labels_far_from_the_predictions(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    result = _validate(grade_holdout(grade_bundle, shift=4), grade_bundle, policy)
+
+    assert not result.passed
+    failed = {gate.gate for gate in result.gates if not gate.passed}
+    assert failed == {"min_qwk", "min_adjacent_agreement"}
+    qwk = next(gate for gate in result.gates if gate.gate == "min_qwk")
+    assert qwk.value < policy.thresholds.min_qwk
+    assert "min_qwk" in result.verdict
+    assert result.report_path.is_file()  # a failed version still gets its report
+
+
+def test_validate_version_compares_with_the_champion_on_the_same_rows(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+    result = _validate(holdout, grade_bundle, policy, champion=("1", grade_bundle))
+
+    assert result.champion_version == "1"
+    non_inferiority = next(gate for gate in result.gates if gate.gate == "non_inferiority")
+    assert non_inferiority.passed and non_inferiority.value == pytest.approx(0.0)
+
+
+def test_validated_challengers_are_recorded_promoted_then_rolled_back(
+    sqlite_warehouse: sa.Engine,
+    fake_registry: FakeRegistry,
+    grade_bundle: ModelBundle,
+    policy: ValidationPolicy,
+    grade_holdout,
+    tmp_path,
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+
+    def train_and_validate(bundle: ModelBundle):
+        """What a training run does: a registered challenger and its model card."""
+        version = fake_registry.register(GRADE_MODEL, bundle)
+        ref = fake_registry.get_version_by_number(GRADE_MODEL, version)
+        card = {
+            "model_name": GRADE_MODEL,
+            "status": "registered",
+            "version": version,
+            "run_id": ref.run_id,
+            "bundle_dir": str(bundle.save(tmp_path / "cards" / version)),
+        }
+        skipped = {"model_name": "huleedu-cefr", "status": "skipped", "message": "few labels"}
+        cards = pl.DataFrame([card, skipped], schema=MODEL_CARD_SCHEMA)
+        return validate_challengers(cards, holdout, fake_registry, policy), ref.run_id
+
+    first, run_id = train_and_validate(grade_bundle)
+    assert first.reports.height == 1  # the skipped model is not validated
+    report = first.reports.row(0, named=True)
+    assert (report["version"], report["passed"], report["champion_version"]) == ("1", True, None)
+    # The report, its figures and the verdict are recorded on the version's run and tags.
+    run = fake_registry.runs[run_id]
+    assert (run["artifacts"]["validation_report"] / "report.md").is_file()
+    assert run["metrics"]["validation_qwk"] == pytest.approx(1.0)
+    tags = fake_registry.get_version_by_number(GRADE_MODEL, "1").tags
+    assert tags["gate_verdict"] == "passed" and tags["validation_report"] == report["report_uri"]
+    assert first.latency is not None and first.latency.n_models == 1
+
+    decision = promote(sqlite_warehouse, fake_registry, report)
+    assert (decision.action, decision.previous_version) == ("promoted", None)
+    assert fake_registry.get_version(GRADE_MODEL, CHAMPION).version == "1"
+    assert promote(sqlite_warehouse, fake_registry, report).action == "already champion"
+
+    # A second challenger is compared with champion v1 and replaces it.
+    second, _ = train_and_validate(tiny_bundle(GRADE_MODEL, seed=0))
+    report = second.reports.row(0, named=True)
+    assert (report["version"], report["champion_version"]) == ("2", "1")
+    decision = promote(sqlite_warehouse, fake_registry, report)
+    assert (decision.action, decision.previous_version) == ("promoted", "1")
+    assert decision.move is not None and decision.move["reason"] == report["verdict"]
+
+    audit = _rows(sqlite_warehouse, model_promotions).sort("promotion_id")
+    assert audit.select("version", "previous_version", "alias").rows() == [
+        ("1", None, CHAMPION),
+        ("2", "1", CHAMPION),
+    ]
+    assert audit["report_uri"].to_list()[-1] == report["report_uri"]
+    serving = _rows(sqlite_warehouse, serving_models)
+    assert serving.select("model_name", "alias", "version").rows() == [(GRADE_MODEL, CHAMPION, "2")]
+
+    row = rollback_champion(sqlite_warehouse, fake_registry, GRADE_MODEL)
+    assert (row["version"], row["previous_version"]) == ("1", "2")
+    assert row["reason"] == "rollback from v2 to v1"
+    assert fake_registry.get_version(GRADE_MODEL, CHAMPION).version == "1"
+    assert _rows(sqlite_warehouse, serving_models)["version"].to_list() == ["1"]
+    assert _rows(sqlite_warehouse, model_promotions).height == 3
+    with pytest.raises(PromotionError, match="replaced no earlier champion"):
+        rollback_champion(sqlite_warehouse, fake_registry, GRADE_MODEL)
+
+
+def test_a_failed_version_keeps_the_champion_unless_an_operator_forces_it(
+    sqlite_warehouse: sa.Engine,
+    fake_registry: FakeRegistry,
+    grade_bundle: ModelBundle,
+    policy: ValidationPolicy,
+    grade_holdout,
+) -> None:
+    version = fake_registry.register(GRADE_MODEL, grade_bundle)
+    result = validate_registered(
+        fake_registry, grade_holdout(grade_bundle, shift=4), policy, GRADE_MODEL, version
+    )
+    assert not result.passed and result.version == version
+
+    kept = promote(sqlite_warehouse, fake_registry, result.report_row(None), by_operator=True)
+    assert kept.blocked and kept.action == f"kept champion: {result.verdict}"
+    assert fake_registry.get_version(GRADE_MODEL, CHAMPION) is None
+    assert fake_registry.get_version(GRADE_MODEL, CHALLENGER).version == version
+    assert _rows(sqlite_warehouse, model_promotions).is_empty()
+    assert _rows(sqlite_warehouse, serving_models).is_empty()
+
+    forced = promote(
+        sqlite_warehouse,
+        fake_registry,
+        result.report_row(None),
+        by_operator=True,
+        force_reason="known label problem",
+    )
+    assert not forced.blocked and forced.action == "promoted"
+    assert fake_registry.get_version(GRADE_MODEL, CHAMPION).version == version
+    reason = _rows(sqlite_warehouse, model_promotions)["reason"].to_list()
+    assert reason == [f"forced by operator: known label problem; gates: {result.verdict}"]
+    assert _rows(sqlite_warehouse, serving_models)["version"].to_list() == [version]
