@@ -2,6 +2,7 @@
 (or `python -m benchmarks ...` from the repository root). Each prints a readable table and ends
 with one line of JSON."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -54,3 +55,20 @@ def bench_inference_command(
         typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
         raise typer.Exit(2)
     print_figures(bench_inference(essays, url, naive_essays=naive_essays))
+
+
+@app.command("quality")
+def bench_quality_command(
+    csv: Annotated[Path, typer.Argument(help="CSV in the import-csv layout.")],
+    source: Annotated[str, typer.Option(help="Source name stored with each essay.")] = "bench",
+    repeats: Annotated[int, typer.Option(help="Repeats of the K-fold split.")] = 3,
+    folds: Annotated[int, typer.Option(help="Folds per repeat (K).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the models.")] = 42,
+) -> None:
+    """Every model the CSV's labels support, by repeated grouped CV, beside baselines."""
+    from benchmarks.quality import bench_quality, print_quality
+
+    if not csv.is_file():
+        typer.echo(f"error: {csv} is not a file", err=True)
+        raise typer.Exit(2)
+    print_quality(bench_quality(csv, source=source, repeats=repeats, n_folds=folds, seed=seed))

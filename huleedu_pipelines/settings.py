@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     min_labels_to_train: int = Field(default=50, alias="HULEEDU_MIN_LABELS_TO_TRAIN")
     retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
     feature_cache: Path | None = Field(default=None, alias="HULEEDU_FEATURE_CACHE_DIR")
-    optuna_trials: int = Field(default=8, alias="HULEEDU_OPTUNA_TRIALS")
     gate_min_qwk: float = Field(default=0.70, alias="HULEEDU_GATE_MIN_QWK")
     gate_min_adjacent_agreement: float = Field(
         default=0.90, alias="HULEEDU_GATE_MIN_ADJACENT_AGREEMENT"

@@ -239,13 +239,13 @@ def register_in_mlflow(
 ) -> str:
     """Register `bundle` as a new version of `model_name` in a real MLflow store (alias
     `challenger`), the way training does; returns the version."""
-    example = np.zeros((2, len(bundle.feature_columns)), dtype=np.float32)
+    features = np.zeros((2, len(bundle.feature_columns)))
     ref = registry.log_model_version(
         model_name=model_name,
         run_name=f"{model_name}-test",
         onnx_bytes=bundle.onnx_model,
-        input_example=example,
-        output_example=bundle.onnx_raw_outputs(example)[0],
+        input_example=bundle.booster_input(features).astype(np.float32),
+        output_example=bundle.onnx_raw_outputs(features)[0],
         bundle_dir=bundle.save(folder),
         params={},
         metrics={},

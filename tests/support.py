@@ -57,7 +57,6 @@ def seed_small_trainable_home(
     url = f"sqlite:///{root / 'warehouse.db'}"
     isolate_environment(patch, root / "home", cache)
     patch.setenv("HULEEDU_WAREHOUSE_URL", url)
-    patch.setenv("HULEEDU_OPTUNA_TRIALS", "2")
     for name, value in RELAXED_GATES.items():
         patch.setenv(name, value)
     seed_demo_warehouse(

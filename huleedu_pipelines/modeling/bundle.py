@@ -36,6 +36,7 @@ from huleedu_pipelines.modeling.onnx_export import (
     sha256_bytes,
 )
 from huleedu_pipelines.modeling.ordinal import decode_ordinal, decode_ordinal_labels
+from huleedu_pipelines.modeling.stacking import Blend, StackedInput
 
 TASKS = ("ordinal", "regression", "binary")
 ONNX_FILE = "model.onnx"
@@ -146,6 +147,10 @@ class ModelBundle:
     """grade, cefr, band or skill (see `modeling.families`)."""
     feature_version: str = ""
     """The feature version of the table it was trained on; serving refuses another."""
+    stacking: dict[str, Any] | None = None
+    """Stacked models (`modeling.stacking`): the ridge stage that builds the boosters' input
+    from the feature vector and the blend applied to their output, as JSON-ready arrays. The
+    ONNX graph then holds the boosters alone; numpy applies the rest on both paths."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -166,8 +171,12 @@ class ModelBundle:
         info: dict[str, Any] | None = None,
         family: str = "",
         feature_version: str = "",
+        stacking: dict[str, Any] | None = None,
     ) -> ModelBundle:
         n_features = len(feature_columns)
+        if stacking is not None:
+            stage = StackedInput.from_dict(stacking["input"])
+            n_features = len(stage.handcrafted) + len(stage.ridges)
         onnx_parts = [
             booster_to_onnx(booster, n_features, kind, name=f"{model_name}-{index}")
             for index, (booster, kind) in enumerate(zip(boosters, booster_kinds, strict=True))
@@ -185,6 +194,7 @@ class ModelBundle:
             info=dict(info or {}),
             family=family,
             feature_version=feature_version,
+            stacking=stacking,
         )
 
     # -- storage ------------------------------------------------------------------------
@@ -206,6 +216,8 @@ class ModelBundle:
             "calibration": self.calibration,
             "info": self.info,
         }
+        if self.stacking is not None:
+            description["stacking"] = self.stacking
         files = {ONNX_FILE: self.onnx_model}
         for index, text in enumerate(self.native_models):
             files[f"booster_{index}.txt"] = text.encode("utf-8")
@@ -276,6 +288,7 @@ class ModelBundle:
             info=manifest["info"],
             family=manifest.get("family", ""),
             feature_version=manifest.get("feature_version", ""),
+            stacking=manifest.get("stacking"),
         )
 
     def verify_identity(self, expected: ModelIdentity, feature_version: str | None = None) -> None:
@@ -321,9 +334,31 @@ class ModelBundle:
 
         return [lgb.Booster(model_str=text) for text in self.native_models]
 
+    @cached_property
+    def _stacked_input(self) -> StackedInput | None:
+        return None if self.stacking is None else StackedInput.from_dict(self.stacking["input"])
+
+    @cached_property
+    def _blend(self) -> Blend | None:
+        return None if self.stacking is None else Blend.from_dict(self.stacking["blend"])
+
+    @property
+    def booster_feature_names(self) -> list[str]:
+        """The boosters' input columns: the feature columns, or for a stacked model its
+        handcrafted columns followed by the stacked ridge predictions."""
+        stage = self._stacked_input
+        if stage is None:
+            return list(self.feature_columns)
+        return [self.feature_columns[i] for i in stage.handcrafted] + list(stage.ridge_names)
+
+    def booster_input(self, X: ArrayLike) -> NDArray[np.float64]:
+        """What the boosters read for feature rows `X` (X itself unless the model is stacked)."""
+        stage = self._stacked_input
+        return np.asarray(X, dtype=np.float64) if stage is None else stage.booster_input(X)
+
     def onnx_raw_outputs(self, X: ArrayLike) -> list[NDArray[np.float64]]:
         """Per booster, what native `booster.predict` returns, computed by onnxruntime."""
-        features = np.ascontiguousarray(X, dtype=np.float32)
+        features = np.ascontiguousarray(self.booster_input(X), dtype=np.float32)
         names = [f"b{i}_{_output_name(kind)}" for i, kind in enumerate(self.booster_kinds)]
         results = self._session.run(names, {INPUT_NAME: features})
         return [
@@ -332,7 +367,7 @@ class ModelBundle:
         ]
 
     def native_raw_outputs(self, X: ArrayLike, n_jobs: int = 1) -> list[NDArray[np.float64]]:
-        features = np.asarray(X, dtype=np.float64)
+        features = self.booster_input(X)
         return [
             np.asarray(booster.predict(features, num_threads=n_jobs), dtype=np.float64)
             for booster in self.native_boosters
@@ -341,6 +376,8 @@ class ModelBundle:
     def predict(self, X: ArrayLike, *, native: bool = False) -> BundlePrediction:
         """Serve through ONNX (default) or native LightGBM; both decode the same way."""
         raw = self.native_raw_outputs(X) if native else self.onnx_raw_outputs(X)
+        if self._blend is not None:
+            raw = [self._blend.apply(X, raw[0]), *raw[1:]]
         return self.decode(raw)
 
     def decode(self, raw: Sequence[NDArray[np.float64]]) -> BundlePrediction:

@@ -88,3 +88,58 @@ def binary_headline_metrics(
     if ratings is not None:
         result["pearson_r"] = m.pearson_r(scores, np.asarray(ratings, dtype=np.float64))
     return result
+
+
+# ------------------------------------------------------------------ quality against baselines
+
+QUALITY_METRICS: dict[str, tuple[str, ...]] = {
+    "grade": ("qwk", "adjacent_agreement", "exact_agreement"),
+    "cefr": ("qwk", "macro_f1"),
+    "band": ("mae", "qwk_half_band"),
+    "skill": ("roc_auc", "pearson_r"),
+}
+"""Per family, the figures a product model and its baselines are compared on."""
+LOWER_IS_BETTER = frozenset({"mae"})
+
+
+def quality_metrics(
+    family: str,
+    y_true: ArrayLike,
+    *,
+    labels: ArrayLike | None,
+    score: ArrayLike,
+    n_classes: int = 0,
+    ratings: ArrayLike | None = None,
+) -> dict[str, float]:
+    """`QUALITY_METRICS[family]` from class labels (ordinal families) or scores (band: the
+    predicted band; skill: any score that ranks high skill, Pearson r against `ratings`)."""
+    y = np.asarray(y_true)
+    if family in ("grade", "cefr"):
+        predicted = np.asarray(labels, dtype=np.int64)
+        figures = {
+            "qwk": m.quadratic_weighted_kappa(y, predicted, n_classes),
+            "adjacent_agreement": m.adjacent_agreement(y, predicted),
+            "exact_agreement": m.exact_agreement(y, predicted),
+            "macro_f1": m.macro_f1(y, predicted, n_classes),
+        }
+    elif family == "band":
+        bands = np.clip(np.asarray(score, dtype=np.float64), 0.0, 9.0)
+        figures = {
+            "mae": m.mean_absolute_error(y, bands),
+            "qwk_half_band": m.quadratic_weighted_kappa(
+                np.round(y * 2).astype(np.int64),
+                np.round(bands * 2).astype(np.int64),
+                HALF_BAND_CLASSES,
+            ),
+        }
+    elif family == "skill":
+        scores = np.asarray(score, dtype=np.float64)
+        figures = {
+            "roc_auc": m.roc_auc(y, scores),
+            "pearson_r": m.pearson_r(scores, np.asarray(ratings, dtype=np.float64))
+            if ratings is not None and np.ptp(scores) > 0
+            else float("nan"),
+        }
+    else:
+        raise ValueError(f"no quality metrics for family {family!r}")
+    return {name: figures[name] for name in QUALITY_METRICS[family]}

@@ -15,6 +15,7 @@ which registers one model per skill (`huleedu-skill-<skill>`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +64,7 @@ from huleedu_pipelines.modeling.names import (
     SKILL_MODELS,
 )
 from huleedu_pipelines.modeling.onnx_export import parity_report
-from huleedu_pipelines.modeling.training import (
-    SplitData,
-    TrainingConfig,
-    train_band_bundle,
-    train_binary_bundle,
-    train_ordinal_bundle,
-)
+from huleedu_pipelines.modeling.training import SplitData, TrainingConfig, train_stacked_bundle
 
 Report = GradeReport | CefrReport | BandReport | SkillReport
 """The figures a family's validation report is made of."""
@@ -124,32 +119,9 @@ def rating_at_or_above_threshold(
 # --------------------------------------------------------------------------- training recipes
 
 
-def _fit_ordinal(
-    *,
-    model_name: str,
-    data: SplitData,
-    class_labels: Sequence[str],
-    feature_columns: Sequence[str],
-    config: TrainingConfig,
-) -> ModelBundle:
-    return train_ordinal_bundle(
-        model_name=model_name,
-        data=data,
-        n_classes=len(class_labels),
-        class_labels=class_labels,
-        feature_columns=feature_columns,
-        config=config,
-    )
-
-
-def _fit_regression(*, class_labels: Sequence[str], **common: Any) -> ModelBundle:
-    del class_labels  # a regressor has none
-    return train_band_bundle(**common)
-
-
-def _fit_binary(*, class_labels: Sequence[str], **common: Any) -> ModelBundle:
-    del class_labels  # the binary recipe names its two classes itself
-    return train_binary_bundle(**common)
+def _stacked(task: str) -> Callable[..., ModelBundle]:
+    """The stacked recipe for `task` (`training.train_stacked_bundle`)."""
+    return functools.partial(train_stacked_bundle, task=task)
 
 
 # --------------------------------------------------------------------------- reports and plots
@@ -313,9 +285,9 @@ GRADE = Family(
     label_column="grade_ordinal",
     select_labels=label_as_target,
     training_asset="grade_model",
-    description="Swedish grade F..A as an ordinal model: the best of three ordinal strategies "
-    "by validation QWK, with 8 calibrated probabilities; registered as huleedu-grade-sv.",
-    train=_fit_ordinal,
+    description="Swedish grade F..A as an ordinal model: a stacked regression on the grade cut "
+    "into 8 grades, with 8 calibrated probabilities; registered as huleedu-grade-sv.",
+    train=_stacked("ordinal"),
     headline=ordinal_headline_metrics,
     report=_grade_report,
     champion_metric="qwk",
@@ -338,8 +310,9 @@ CEFR = Family(
     label_column="cefr_ordinal",
     select_labels=label_as_target,
     training_asset="cefr_model",
-    description="CEFR level A1..C2 as an ordinal classifier; registered as huleedu-cefr.",
-    train=_fit_ordinal,
+    description="CEFR level A1..C2 as an ordinal model (a stacked regression cut into levels); "
+    "registered as huleedu-cefr.",
+    train=_stacked("ordinal"),
     headline=ordinal_headline_metrics,
     report=_cefr_report,
     champion_metric="qwk",
@@ -364,7 +337,7 @@ BAND = Family(
     training_asset="ielts_band_model",
     description="IELTS band regressor, served on the half-band scale; registered as "
     "huleedu-ielts-band.",
-    train=_fit_regression,
+    train=_stacked("regression"),
     headline=regression_headline_metrics,
     report=_band_report,
     champion_metric="qwk_half_band",
@@ -387,9 +360,9 @@ SKILL = Family(
     label_column="rating_{skill}",
     select_labels=rating_at_or_above_threshold,
     training_asset="skill_models",
-    description="Seven binary models, P(high skill) with rating >= the high-skill threshold, "
-    "Platt calibrated; registered as huleedu-skill-<skill>.",
-    train=_fit_binary,
+    description="Seven models of P(high skill), rating >= the high-skill threshold: a stacked "
+    "regression on the rating, Platt calibrated; registered as huleedu-skill-<skill>.",
+    train=_stacked("binary"),
     headline=binary_headline_metrics,
     report=_skill_report,
     champion_metric="roc_auc",

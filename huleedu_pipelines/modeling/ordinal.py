@@ -32,6 +32,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 DECISIONS = ("argmax", "expected_cost", "median", "cutpoints")
+CUTPOINT_OBJECTIVES = ("qwk", "qwk+adjacent")
 DEFAULT_LIGHTGBM_PARAMS: dict[str, Any] = {
     "learning_rate": 0.05,
     "num_leaves": 15,
@@ -260,8 +261,11 @@ def optimise_cutpoints(
     max_sweeps: int = 25,
     max_share_gap: float | None = None,
     share_predictions: ArrayLike | None = None,
+    objective: str = "qwk",
 ) -> FloatArray:
-    """Cut points maximising QWK of ``searchsorted(cuts, prediction)`` against ``y``.
+    """Cut points maximising ``objective`` of ``searchsorted(cuts, prediction)`` against ``y``:
+    ``"qwk"``, or ``"qwk+adjacent"`` (QWK plus the share within one class, so adjacent
+    agreement is not traded away for QWK).
 
     Coordinate search: each sweep moves every cut point to the best of ``grid_size``
     values between its neighbours; stops when a sweep gains nothing. Only strict
@@ -276,6 +280,8 @@ def optimise_cutpoints(
     held-out rows, whose spread can differ from the out-of-fold models'), else on
     ``predictions``.
     """
+    if objective not in CUTPOINT_OBJECTIVES:
+        raise ValueError(f"objective must be one of {CUTPOINT_OBJECTIVES}, got {objective!r}")
     pred = np.asarray(predictions, dtype=np.float64)
     labels = np.asarray(y, dtype=np.int64)
     target_share = np.bincount(labels, minlength=n_classes) / labels.size
@@ -296,7 +302,11 @@ def optimise_cutpoints(
             if np.max(np.abs(share - target_share)) > max_share_gap:
                 return -np.inf
         kappa = quadratic_weighted_kappa(labels, decoded, n_classes)
-        return -np.inf if np.isnan(kappa) else kappa
+        if np.isnan(kappa):
+            return -np.inf
+        if objective == "qwk+adjacent":
+            return kappa + float(np.mean(np.abs(decoded - labels) <= 1))
+        return kappa
 
     best = score(cuts)
     for _ in range(max_sweeps):
@@ -313,6 +323,30 @@ def optimise_cutpoints(
         if not improved:
             break
     return cuts
+
+
+def fit_cutpoint_sigma(predictions: ArrayLike, y: ArrayLike, cutpoints: ArrayLike) -> float:
+    """The noise scale σ that maximises the likelihood of ``y`` under
+    P(k) = Φ((c_k − ŷ)/σ) − Φ((c_{k−1} − ŷ)/σ), from out-of-fold predictions ŷ."""
+    from scipy.optimize import minimize_scalar
+
+    pred = np.asarray(predictions, dtype=np.float64)
+    labels = np.asarray(y, dtype=np.int64)
+    cuts = np.asarray(cutpoints, dtype=np.float64)
+    rows = np.arange(labels.size)
+
+    def negative_log_likelihood(log_sigma: float) -> float:
+        probs = _regression_probs(pred, cuts, float(np.exp(log_sigma)))
+        return -float(np.log(np.maximum(probs[rows, labels], _PROB_FLOOR)).sum())
+
+    spread = max(float(np.std(labels - pred)), 1e-3)
+    result = minimize_scalar(
+        negative_log_likelihood,
+        bounds=(np.log(spread / 20), np.log(spread * 5)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(np.exp(result.x))
 
 
 # --------------------------------------------------------------------------- strategies
@@ -523,8 +557,6 @@ class RegressionWithCutpoints(OrdinalLightGBM):
         return [("regression", y.astype(np.float64), {})]
 
     def _fit_decoding(self, X: FloatArray, y: IntArray, groups: ArrayLike | None) -> None:
-        from scipy.optimize import minimize_scalar
-
         oof = out_of_fold_raw(self, X, y, n_folds=self.cv_folds, seed=self.seed, groups=groups)[0]
         held_out = None
         if self._validation_features is not None:
@@ -532,20 +564,7 @@ class RegressionWithCutpoints(OrdinalLightGBM):
         self.cutpoints = optimise_cutpoints(
             oof, y, self.n_classes, max_share_gap=self.max_share_gap, share_predictions=held_out
         )
-        rows = np.arange(y.size)
-
-        def negative_log_likelihood(log_sigma: float) -> float:
-            probs = _regression_probs(oof, self.cutpoints, float(np.exp(log_sigma)))
-            return -float(np.log(np.maximum(probs[rows, y], _PROB_FLOOR)).sum())
-
-        spread = max(float(np.std(y - oof)), 1e-3)
-        result = minimize_scalar(
-            negative_log_likelihood,
-            bounds=(np.log(spread / 20), np.log(spread * 5)),
-            method="bounded",
-            options={"xatol": 1e-6},
-        )
-        self.sigma = float(np.exp(result.x))
+        self.sigma = fit_cutpoint_sigma(oof, y, self.cutpoints)
 
     def _extra_decoding_params(self) -> dict[str, Any]:
         assert self.cutpoints is not None and self.sigma is not None

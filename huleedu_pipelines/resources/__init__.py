@@ -35,7 +35,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "training": TrainingResource(
             seed=settings.seed,
             n_jobs=settings.n_jobs,
-            optuna_trials=settings.optuna_trials,
             min_labels_to_train=settings.min_labels_to_train,
             high_skill_threshold=settings.high_skill_threshold,
             models_dir=str(settings.models_dir),

@@ -8,17 +8,16 @@ from huleedu_pipelines.modeling.training import TrainingConfig
 
 
 class TrainingResource(dg.ConfigurableResource):
-    """Seeds, threads, search budget and label thresholds for the training group."""
+    """Seed, threads and label thresholds for the training group."""
 
     seed: int
     n_jobs: int
-    optuna_trials: int
     min_labels_to_train: int
     high_skill_threshold: float
     models_dir: str
 
     def config(self) -> TrainingConfig:
-        return TrainingConfig(seed=self.seed, n_jobs=self.n_jobs, n_trials=self.optuna_trials)
+        return TrainingConfig(seed=self.seed, n_jobs=self.n_jobs)
 
     def bundle_dir(self, model_name: str, run_id: str) -> Path:
         return Path(self.models_dir) / model_name / run_id

@@ -58,12 +58,15 @@ def grade_distribution_psi(reference: list[str], predicted: list[str]) -> float:
 
 
 def most_important_features(bundle: ModelBundle, k: int = N_DRIFT_FEATURES) -> list[str]:
-    """The `k` features with the largest total gain over the model's boosters."""
-    gain = np.zeros(len(bundle.feature_columns))
+    """The `k` feature columns with the largest total gain over the model's boosters (a stacked
+    model's ridge predictions are no column of the feature table, so they are left out)."""
+    names = bundle.booster_feature_names
+    gain = np.zeros(len(names))
     for booster in bundle.native_boosters:
         gain += np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
-    order = np.argsort(-gain, kind="stable")[:k]
-    return [bundle.feature_columns[i] for i in order]
+    columns = set(bundle.feature_columns)
+    order = [i for i in np.argsort(-gain, kind="stable") if names[i] in columns]
+    return [names[i] for i in order[:k]]
 
 
 def feature_drift(

@@ -470,15 +470,17 @@ def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> pl.
 def top_contributions(
     bundle: ModelBundle, X: np.ndarray, k: int = TOP_FEATURES, n_jobs: int = 1
 ) -> list[list[dict[str, float | str]]]:
-    """Per row, the `k` features with the largest absolute TreeSHAP contribution (native
-    LightGBM `pred_contrib`, in the model's raw log-odds units, before calibration); features
-    that contribute nothing are left out, so a model using few features lists fewer."""
+    """Per row, the `k` booster inputs with the largest absolute TreeSHAP contribution (native
+    LightGBM `pred_contrib`, in the booster's raw output units, before calibration); inputs
+    that contribute nothing are left out, so a model using few features lists fewer. For a
+    stacked model the inputs are its handcrafted features and the two ridge predictions
+    (`ridge_embeddings`: what the essay's meaning says; `ridge_handcrafted`)."""
     booster = bundle.native_boosters[0]
     contributions = np.asarray(
-        booster.predict(np.asarray(X, dtype=np.float64), pred_contrib=True, num_threads=n_jobs)
+        booster.predict(bundle.booster_input(X), pred_contrib=True, num_threads=n_jobs)
     )[:, :-1]
     order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
-    names = bundle.feature_columns
+    names = bundle.booster_feature_names
     return [
         [
             {"feature": names[j], "contribution": round(float(values[j]), 6)}
@@ -686,8 +688,9 @@ def score_essays(
         for start in range(0, positions.size, chunk_size):
             rows_at = positions[start : start + chunk_size]
             chunk = features[rows_at]
-            # float32 once per chunk: the ONNX graphs' input type, so no model converts again.
-            X = np.ascontiguousarray(feature_matrix(chunk), dtype=np.float32)
+            # float64: stacked models compute their ridge stage from the exact features and
+            # hand the boosters' ONNX graph its float32 input themselves.
+            X = feature_matrix(chunk)
             out = _Chunk()
             review = np.ones(len(rows_at), dtype=bool)
             for target, needs in zip(grades, grade_needs_, strict=True):

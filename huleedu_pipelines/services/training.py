@@ -140,12 +140,18 @@ def train_and_register(
     def target(part: pl.DataFrame) -> np.ndarray:
         return family.targets(part["target"].to_numpy())
 
+    def ratings(part: pl.DataFrame) -> np.ndarray | None:
+        return part["rating"].to_numpy().astype(np.float64) if "rating" in part.columns else None
+
     data = SplitData(
         X_train=feature_matrix(parts["train"]),
         y_train=target(parts["train"]),
         groups_train=parts["train"]["group"].to_numpy(),
         X_val=feature_matrix(parts["validation"]),
         y_val=target(parts["validation"]),
+        groups_val=parts["validation"]["group"].to_numpy(),
+        ratings_train=ratings(parts["train"]),
+        ratings_val=ratings(parts["validation"]),
     )
     if family.task != "regression" and np.unique(data.y_train).size < 2:
         message = f"skipped {model.name}: every training essay has the same `{model.label_column}`"
@@ -169,7 +175,9 @@ def train_and_register(
         model_name=model.name,
         run_name=f"{model.name}-{run.run_id[:8]}",
         onnx_bytes=bundle.onnx_model,
-        input_example=X_test[:5].astype(np.float32),
+        # The ONNX graph reads the boosters' input (a stacked model prepares it from the
+        # features in numpy), so its example is that input.
+        input_example=bundle.booster_input(X_test[:5]).astype(np.float32),
         output_example=bundle.onnx_raw_outputs(X_test[:5])[0],
         bundle_dir=bundle_dir,
         params=_flat_params(bundle),

@@ -23,7 +23,6 @@ WIRING = [
     ("HULEEDU_N_JOBS", "3", ("training", "n_jobs"), 3),
     ("HULEEDU_N_JOBS", "3", ("scoring", "n_jobs"), 3),
     ("HULEEDU_N_JOBS", "3", ("embedder", "num_threads"), 3),
-    ("HULEEDU_OPTUNA_TRIALS", "5", ("training", "optuna_trials"), 5),
     ("HULEEDU_MIN_LABELS_TO_TRAIN", "9", ("training", "min_labels_to_train"), 9),
     ("HULEEDU_HIGH_SKILL_THRESHOLD", "4.0", ("training", "high_skill_threshold"), 4.0),
     ("HULEEDU_GATE_MIN_QWK", "0.61", ("validation", "min_qwk"), 0.61),

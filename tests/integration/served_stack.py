@@ -482,7 +482,6 @@ def stack_environment(
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",
             "HULEEDU_N_JOBS": "2",
-            "HULEEDU_OPTUNA_TRIALS": "2",
         }
     )
     env.update(extra)

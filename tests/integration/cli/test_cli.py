@@ -49,7 +49,6 @@ def test_seed_demo_is_deterministic_for_a_seed_and_date(home, tmp_path, monkeypa
 @pytest.mark.slow
 def test_ielts_csv_into_an_empty_home_then_train(home, tmp_path, monkeypatch) -> None:
     """Band and CEFR models train from an IELTS import; grade and skill models are skipped."""
-    monkeypatch.setenv("HULEEDU_OPTUNA_TRIALS", "2")
     demo = generate_demo_warehouse(500, seed=9, as_of=dt.date(2026, 11, 1))
     prompts = {p["prompt_id"]: p["text"] for p in demo.prompts}
     bands = {row["essay_id"]: row["band"] for row in demo.ielts_scores}

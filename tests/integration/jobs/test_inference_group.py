@@ -29,6 +29,7 @@ from huleedu_pipelines.modeling.names import (
     GRADE_MODEL,
     SKILL_MODELS,
 )
+from huleedu_pipelines.modeling.stacking import STACKED_COLUMN_NAMES
 from huleedu_pipelines.registry import MlflowRegistry, build_registry, load_registered_bundle
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.engine import make_engine
@@ -41,6 +42,9 @@ from huleedu_pipelines.warehouse.tables import (
     skill_assessments,
     skill_ratings,
 )
+
+EXPLAINED_INPUTS = (*MODEL_FEATURE_COLUMNS, *STACKED_COLUMN_NAMES)
+"""What `top_features` may name: feature columns, or a stacked model's ridge predictions."""
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +162,7 @@ def test_backfill_scores_every_essay_with_every_champion(night: Night) -> None:
         # At most five: the small models here use few features, and zero contributions are
         # left out.
         assert 1 <= len(top) <= 5
-        assert all(entry["feature"] in MODEL_FEATURE_COLUMNS for entry in top)
+        assert all(entry["feature"] in EXPLAINED_INPUTS for entry in top)
         magnitudes = [abs(entry["contribution"]) for entry in top]
         assert magnitudes == sorted(magnitudes, reverse=True) and min(magnitudes) > 0
 

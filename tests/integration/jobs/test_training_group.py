@@ -26,7 +26,6 @@ def trained(tmp_path_factory, shared_feature_cache):
     url = f"sqlite:///{root / 'warehouse.db'}"
     with pytest.MonkeyPatch.context() as patch:
         isolate_environment(patch, root / "home", shared_feature_cache)
-        patch.setenv("HULEEDU_OPTUNA_TRIALS", "2")
         seed_demo_warehouse(
             make_engine(url),
             n_essays=420,

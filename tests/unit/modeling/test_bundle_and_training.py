@@ -8,17 +8,12 @@ from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
 from huleedu_pipelines.modeling.ordinal import make_ordinal_model
-from huleedu_pipelines.modeling.training import (
-    SplitData,
-    TrainingConfig,
-    train_band_bundle,
-    train_binary_bundle,
-    train_ordinal_bundle,
-)
+from huleedu_pipelines.modeling.training import SplitData, TrainingConfig, train_stacked_bundle
 
-CONFIG = TrainingConfig(seed=11, n_jobs=1, n_trials=2, cv_folds=3, max_rounds=80)
+CONFIG = TrainingConfig(seed=11, n_jobs=1)
 COLUMNS = [f"f{i}" for i in range(20)]
 GRADES = ["F", "E", "D", "D+", "C", "C+", "B", "A"]
+SKILL = ["not_high", "high"]
 
 
 def split_data(data) -> SplitData:
@@ -50,20 +45,29 @@ def test_multi_booster_bundle_serves_native_predictions(ordinal_data, tmp_path) 
     assert np.all((onnx.confidence >= 0) & (onnx.confidence <= 1))
 
 
-def test_tampered_artifact_is_refused(ordinal_data, tmp_path) -> None:
-    data = split_data(ordinal_data)
-    bundle = train_binary_bundle(
-        model_name="test-skill",
-        data=SplitData(
-            data.X_train,
-            (data.y_train >= 4).astype(int),
-            data.groups_train,
-            data.X_val,
-            (data.y_val >= 4).astype(int),
-        ),
+def _stacked(task: str, data: SplitData, class_labels=()) -> ModelBundle:
+    return train_stacked_bundle(
+        model_name=task,
+        task=task,
+        data=data,
+        class_labels=class_labels,
         feature_columns=COLUMNS,
         config=CONFIG,
     )
+
+
+def _high(data: SplitData) -> SplitData:
+    return SplitData(
+        data.X_train,
+        (data.y_train >= 4).astype(int),
+        data.groups_train,
+        data.X_val,
+        (data.y_val >= 4).astype(int),
+    )
+
+
+def test_tampered_artifact_is_refused(ordinal_data, tmp_path) -> None:
+    bundle = _stacked("binary", _high(split_data(ordinal_data)), SKILL)
     directory = bundle.save(tmp_path / "skill")
     (directory / "model.onnx").write_bytes(bundle.onnx_model[:-10])
     with pytest.raises(ArtifactIntegrityError, match="sha256"):
@@ -71,32 +75,15 @@ def test_tampered_artifact_is_refused(ordinal_data, tmp_path) -> None:
 
 
 def test_ordinal_training_is_reproducible_and_learns(ordinal_data) -> None:
-    first = train_ordinal_bundle(
-        model_name="g",
-        data=split_data(ordinal_data),
-        n_classes=8,
-        class_labels=GRADES,
-        feature_columns=COLUMNS,
-        config=CONFIG,
-    )
-    second = train_ordinal_bundle(
-        model_name="g",
-        data=split_data(ordinal_data),
-        n_classes=8,
-        class_labels=GRADES,
-        feature_columns=COLUMNS,
-        config=CONFIG,
-    )
+    first = _stacked("ordinal", split_data(ordinal_data), GRADES)
+    second = _stacked("ordinal", split_data(ordinal_data), GRADES)
     assert first.onnx_sha256 == second.onnx_sha256
     assert first.native_models == second.native_models
-    assert set(first.info["strategy_validation_qwk"]) == {
-        "regression_cutpoints",
-        "cumulative_binary",
-        "multiclass",
-    }
-    assert first.info["strategy"] == max(
-        first.info["strategy_validation_qwk"], key=first.info["strategy_validation_qwk"].get
-    )
+    assert first.manifest_sha256 == second.manifest_sha256
+    assert first.info["strategy"] == "stacked_ridge_lightgbm"
+    mse = first.info["oof_mse_by_blend_weight"]
+    assert mse[f"{first.info['blend_weight']:g}"] == min(mse.values())
+    assert len(first.decoding["cutpoints"]) == 7
     prediction = first.predict(ordinal_data.X_test)
     assert quadratic_weighted_kappa(ordinal_data.y_test, prediction.labels, 8) > 0.6
     np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-9)
@@ -107,24 +94,15 @@ def test_band_and_skill_recipes(ordinal_data) -> None:
     bands = SplitData(
         data.X_train, 4.0 + data.y_train / 2, data.groups_train, data.X_val, 4.0 + data.y_val / 2
     )
-    band = train_band_bundle(model_name="b", data=bands, feature_columns=COLUMNS, config=CONFIG)
+    band = _stacked("regression", bands)
     predicted = band.predict(ordinal_data.X_test)
     assert set(np.unique(predicted.labels * 2 % 1)) == {0.0}  # half bands
     assert np.mean(np.abs(predicted.score - (4.0 + ordinal_data.y_test / 2))) < 0.6
 
-    high = SplitData(
-        data.X_train,
-        (data.y_train >= 4).astype(int),
-        data.groups_train,
-        data.X_val,
-        (data.y_val >= 4).astype(int),
-    )
-    skill = train_binary_bundle(model_name="s", data=high, feature_columns=COLUMNS, config=CONFIG)
+    skill = _stacked("binary", _high(data), SKILL)
     scores = skill.predict(ordinal_data.X_test).score
     assert scores.min() >= 0 and scores.max() <= 1
     truth = ordinal_data.y_test >= 4
     assert scores[truth].mean() > scores[~truth].mean() + 0.3
-    method = skill.info["calibration"]["method"]
-    assert (skill.calibration is None) == (method == "none")
-    if skill.calibration is not None:
-        assert skill.calibration["a"] > 0
+    assert skill.info["fit_target"] == "label"  # no ratings given: the 0/1 label itself
+    assert skill.calibration["kind"] == "platt" and skill.calibration["a"] > 0

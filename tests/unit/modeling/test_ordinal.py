@@ -195,3 +195,24 @@ def test_bad_labels_and_missing_classes_are_named(ordinal_data: Any) -> None:
         model.predict(ordinal_data.X_test)
     with pytest.raises(ValueError, match="decision"):
         Multiclass(N_GRADES, seed=0, n_jobs=N_JOBS, decision="cutpoints")
+
+
+def test_cut_points_for_qwk_plus_adjacency_keep_adjacent_agreement():
+    """QWK alone rewards spreading predictions to the ends of the scale; adding adjacent
+    agreement to the objective keeps more essays within one grade."""
+    from huleedu_pipelines.modeling.ordinal import optimise_cutpoints
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 8, 1500)
+    predictions = 0.6 * y + 1.4 + rng.normal(0, 1.2, y.size)  # shrunk toward the middle
+
+    def agreement(cuts: np.ndarray) -> tuple[float, float]:
+        decoded = np.searchsorted(cuts, predictions, side="right")
+        return quadratic_weighted_kappa(y, decoded, 8), float(np.mean(np.abs(decoded - y) <= 1))
+
+    qwk_only = agreement(optimise_cutpoints(predictions, y, 8))
+    both = agreement(optimise_cutpoints(predictions, y, 8, objective="qwk+adjacent"))
+    assert both[1] > qwk_only[1]
+    assert both[0] > qwk_only[0] - 0.03
+    with pytest.raises(ValueError, match="objective must be one of"):
+        optimise_cutpoints(predictions, y, 8, objective="accuracy")
