@@ -13,7 +13,12 @@ import polars as pl
 from huleedu_pipelines.assets.metadata import LABEL_WATERMARK_KEY, OWNERS, frame_metadata
 from huleedu_pipelines.domain.input_rules import comparison_problem
 from huleedu_pipelines.resources import WarehouseResource
-from huleedu_pipelines.services.ingest import split_valid_rows, valid_essays, valid_labels
+from huleedu_pipelines.services.ingest import (
+    split_valid_rows,
+    valid_attributes,
+    valid_essays,
+    valid_labels,
+)
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import cj_comparison_pairs
@@ -102,4 +107,25 @@ def cj_comparisons(
         metadata=frame_metadata(good)
         | quarantine_metadata
         | {"batches": dg.MetadataValue.int(good["batch_id"].n_unique())},
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"sql", "polars"}, owners=OWNERS)
+def essay_attributes(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.Output[pl.DataFrame]:
+    """Subgroup attributes of essays (e.g. gender, school), one row per essay and name, for
+    fairness analysis beside the built-in groups prompt, source and length band."""
+    with warehouse.migrated_engine().connect() as connection:
+        good, entries = valid_attributes(connection)
+    quarantine_metadata = _quarantine_and_report(context, warehouse, entries)
+    counts = good.group_by("name").len().sort("name")
+    return dg.Output(
+        good,
+        metadata=frame_metadata(good)
+        | quarantine_metadata
+        | {
+            "attribute_names": dg.MetadataValue.json(counts["name"].to_list()),
+            "essays_by_attribute": dg.MetadataValue.json(dict(counts.iter_rows())),
+        },
     )

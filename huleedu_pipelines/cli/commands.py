@@ -66,7 +66,8 @@ def import_csv_command(
     path: Annotated[Path, typer.Argument(help="CSV file.")],  # unreadable: one error line
     source: Annotated[str, typer.Option("--source", help="Source name stored with each essay.")],
 ) -> None:
-    """Import essays and labels from a CSV (required column `essay`; IELTS layout accepted)."""
+    """Import essays and labels from a CSV (required column `essay`; IELTS layout accepted;
+    `group_<name>` columns become essay attributes for fairness analysis)."""
     from huleedu_pipelines.settings import get_settings
     from huleedu_pipelines.warehouse.csv_import import CsvLayoutError, import_csv
     from huleedu_pipelines.warehouse.engine import cached_engine

@@ -28,6 +28,9 @@ The generative model (all constants below; `seed` feeds `numpy.random.default_rn
   seven skills 1..5 in half steps: 3 + 0.9 * skill + N(0, `RATING_NOISE_SD`²), rounded.
 - IELTS bands (ielts essays): 6 + ability + N(0, `BAND_NOISE_SD`²), rounded to half bands
   and clipped to 4..9. The noise-free band is `true_band` in the latent truth.
+- Subgroups: every school student attends one of `DEMO_SCHOOLS`, drawn uniformly and
+  independently of ability, so each school essay has a `school` attribute
+  (`essay_attributes`) whose groups differ in nothing but chance.
 - Labels arrive 1..14 days after the essay; a label that would arrive at or after ``as_of``
   is not emitted, so recent essays are unlabelled.
 - CJ: `CJ_SHARE` of school essays submitted at least `CJ_MIN_AGE_DAYS` before ``as_of``
@@ -74,6 +77,7 @@ CJ_MIN_AGE_DAYS = 10
 CJ_BATCH_SIZE = (20, 40)
 CJ_ROUNDS = (12, 16)
 BT_SCALE = 1.5
+DEMO_SCHOOLS = ("Aspskolan", "Björkskolan", "Ekskolan", "Lindskolan")
 
 SKILL_SD = math.sqrt(1.0 + ESSAY_NOISE_SD**2 + SKILL_SPREAD_SD**2)
 ABILITY_SD = math.sqrt(1.0 + ESSAY_NOISE_SD**2 + SKILL_SPREAD_SD**2 / len(SKILLS))
@@ -98,7 +102,7 @@ BAD_ROW_KINDS: tuple[str, ...] = (
 """Malformed rows injected by ``bad_rows=K``, in the order they cycle."""
 
 # Independent random streams, so that e.g. adding bad rows never changes a good row.
-_POPULATION, _TEXT, _LABELS, _CJ, _BAD = 1, 2, 3, 4, 5
+_POPULATION, _TEXT, _LABELS, _CJ, _BAD, _ATTRIBUTES = 1, 2, 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class DemoWarehouse:
     skill_ratings: list[dict]
     cj_processed_essays: list[dict]
     cj_comparison_pairs: list[dict]
+    essay_attributes: list[dict]
     latent_truth: list[dict]
     bad_rows: list[BadRow]
 
@@ -292,12 +297,29 @@ def generate_demo_warehouse(
         skill_ratings=skill_ratings,
         cj_processed_essays=cj_processed,
         cj_comparison_pairs=cj_pairs,
+        essay_attributes=_school_attributes(pop, seed, essay_ids),
         latent_truth=latent_truth,
         bad_rows=[],
     )
     if bad_rows:
         _add_bad_rows(warehouse, pop, seed, bad_rows, cutoff)
     return warehouse
+
+
+def _school_attributes(pop: _Population, seed: int, essay_ids: list[str]) -> list[dict]:
+    """One `school` attribute per school essay: its student's school, drawn from its own
+    stream, so it is independent of ability and changes no other row."""
+    rng = _stream(seed, _ATTRIBUTES)
+    school_of_student = rng.integers(len(DEMO_SCHOOLS), size=int(pop.student.max()) + 1)
+    return [
+        {
+            "essay_id": essay_ids[i],
+            "name": "school",
+            "value": DEMO_SCHOOLS[int(school_of_student[pop.student[i]])],
+        }
+        for i in range(len(essay_ids))
+        if pop.school[i]
+    ]
 
 
 def _labels(

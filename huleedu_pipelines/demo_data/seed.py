@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from huleedu_pipelines.demo_data.generator import generate_demo_warehouse, write_latent_truth
+from huleedu_pipelines.warehouse.attributes import load_attributes
 from huleedu_pipelines.warehouse.engine import migrate
 from huleedu_pipelines.warehouse.loading import LoadResult, load_tables
 
@@ -61,6 +62,9 @@ def seed_demo_warehouse(
             {name: getattr(demo, name) for name in LOAD_ORDER},
             run_id=None,
             detected_at=detected_at,
+        )
+        results["essay_attributes"] = load_attributes(
+            connection, demo.essay_attributes, detected_at=detected_at
         )
     latent_truth_path.parent.mkdir(parents=True, exist_ok=True)
     write_latent_truth(demo, latent_truth_path)

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from huleedu_pipelines.domain.grades import SWEDISH_GRADES, is_swedish_grade
 from huleedu_pipelines.domain.ielts import InvalidBandError, check_band, parse_band
 from huleedu_pipelines.domain.skills import InvalidRatingError, check_rating, check_skill
+from huleedu_pipelines.domain.subgroups import (
+    ATTRIBUTE_NAME_PATTERN,
+    BUILT_IN_GROUPS,
+    MAX_ATTRIBUTE_NAME_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,8 @@ class Problem:
 
 # C0 controls except tab, newline and carriage return; DEL; C1 controls.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Every control character, tab and line breaks included: none belongs in a one-line label.
+_ANY_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def decode_text(value: object) -> tuple[str | None, Problem | None]:
@@ -164,3 +172,48 @@ def unknown_essay_problem(essay_id: str, known_essay_ids: set[str]) -> Problem |
         "unknown_essay_reference",
         f"label refers to essay {essay_id!r}, which is unknown or was quarantined",
     )
+
+
+def attribute_name_problem(name: object) -> Problem | None:
+    """An essay attribute's name must be a short snake_case word that is not a built-in group
+    (a report could not tell an imported `source` from the essay's own)."""
+    if not isinstance(name, str) or not ATTRIBUTE_NAME_PATTERN.fullmatch(name):
+        suggestion = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+        hint = f" (e.g. {suggestion!r})" if suggestion else ""
+        return Problem(
+            "bad_attribute_name",
+            f"attribute name {name!r} must be lowercase letters, digits and underscores{hint}",
+        )
+    if len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+        return Problem(
+            "bad_attribute_name",
+            f"attribute name {name!r} has {len(name)} characters; at most "
+            f"{MAX_ATTRIBUTE_NAME_CHARS} are allowed",
+        )
+    if name in BUILT_IN_GROUPS:
+        return Problem(
+            "bad_attribute_name",
+            f"attribute name {name!r} is a built-in group ({', '.join(BUILT_IN_GROUPS)}) taken "
+            "from the essay itself; rename the attribute",
+        )
+    return None
+
+
+def attribute_value_problem(value: object) -> Problem | None:
+    """An attribute value is a short label (a school, an economic status), not free text."""
+    if not isinstance(value, str) or not value.strip():
+        return Problem("attribute_value_empty", "attribute value is empty")
+    match = _ANY_CONTROL_CHAR.search(value)
+    if match is not None:
+        return Problem(
+            "attribute_value_control_characters",
+            f"attribute value contains control character {match.group()!r} at offset "
+            f"{match.start()}",
+        )
+    if len(value) > MAX_ATTRIBUTE_VALUE_CHARS:
+        return Problem(
+            "attribute_value_too_long",
+            f"attribute value has {len(value)} characters; at most {MAX_ATTRIBUTE_VALUE_CHARS} "
+            "are allowed (a group label, not free text)",
+        )
+    return None

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from huleedu_pipelines.domain.input_rules import (
     Problem,
+    attribute_name_problem,
+    attribute_value_problem,
     band_problem,
     essay_text_problem,
     future_timestamp_problem,
@@ -23,6 +25,7 @@ from huleedu_pipelines.domain.input_rules import (
 from huleedu_pipelines.warehouse.loading import source_key
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import (
+    essay_attributes,
     essays,
     ielts_scores,
     prompts,
@@ -166,3 +169,17 @@ def valid_labels(
     ).cast(RAW_LABEL_SCHEMA)
     labels = labels.sort("label_kind", "essay_id", "skill", "rater_id", nulls_last=True)
     return labels, bad_grades + bad_bands + bad_ratings
+
+
+def valid_attributes(connection: sa.Connection) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+    """Every essay attribute (`essay_id, name, value`, sorted) whose name and value pass the
+    rules `import-csv` applies; rows a service wrote directly that break them become
+    quarantine entries."""
+    query = sa.select(essay_attributes).order_by(
+        essay_attributes.c.essay_id, essay_attributes.c.name
+    )
+    return split_valid_rows(
+        read_frame(connection, query),
+        essay_attributes,
+        lambda row: attribute_name_problem(row["name"]) or attribute_value_problem(row["value"]),
+    )

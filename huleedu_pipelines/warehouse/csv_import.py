@@ -1,9 +1,11 @@
 """Import essays and labels from a CSV file (e.g. the public IELTS Task 2 layout).
 
 Required column: `essay`. Optional: `essay_id`, `student_id`, `prompt` (prompt text),
-`band`, `grade`, and one rating column per skill (named after the skill). Other columns,
-such as the IELTS layout's `evaluation`, are ignored. Missing essay ids are derived from a
-hash of the text, so importing the same file twice adds nothing.
+`band`, `grade`, one rating column per skill (named after the skill), and any number of
+`group_<name>` columns: subgroups for fairness analysis, stored in `essay_attributes` (see
+`ATTRIBUTE_COLUMN_PREFIX`). Other columns, such as the IELTS layout's `evaluation`, are
+ignored. Missing essay ids are derived from a hash of the text, so importing the same file
+twice adds nothing.
 
 How a file is read:
 - Encoding: a byte-order mark decides (UTF-8, UTF-16, UTF-32); UTF-16 without one is known by
@@ -17,6 +19,9 @@ How a file is read:
 - Rows are judged by the rules ingest uses (`domain.validation`) and by what the columns can
   hold (`warehouse.loading`). A refused essay row takes its labels with it (`essay_refused`),
   and a label that disagrees with another value for the same key is a `label_conflict`.
+- A `group_<name>` column whose name breaks `attribute_name_problem` is rejected whole (the
+  summary says why); a bad cell is quarantined on its own and the essay still imports. An
+  empty cell stores nothing; a changed value replaces the stored one (`warehouse.attributes`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import datetime as dt
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +41,24 @@ import sqlalchemy as sa
 
 from huleedu_pipelines.domain.input_rules import (
     Problem,
+    attribute_name_problem,
+    attribute_value_problem,
     band_problem,
     essay_text_problem,
     grade_problem,
     rating_problem,
 )
 from huleedu_pipelines.domain.skills import SKILLS
+from huleedu_pipelines.warehouse.attributes import load_attributes
 from huleedu_pipelines.warehouse.engine import migrate
 from huleedu_pipelines.warehouse.loading import LoadResult, load_tables, source_key
 from huleedu_pipelines.warehouse.tables import TABLES_BY_NAME
 from huleedu_pipelines.warehouse.writes import QuarantineEntry, write_quarantine
 
 LABEL_TABLES = ("teacher_grades", "ielts_scores", "skill_ratings")
+ATTRIBUTE_TABLE = "essay_attributes"
+ATTRIBUTE_COLUMN_PREFIX = "group_"
+"""`group_gender` holds the essay's `gender` attribute."""
 
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (an .xlsx or .ods workbook?)"),
@@ -92,14 +103,26 @@ class ImportSummary:
     duplicates_skipped: int = 0
     quarantined: list[QuarantineEntry] = field(default_factory=list)
     encoding: str = "UTF-8"
+    attribute_names: list[str] = field(default_factory=list)
+    """Attributes read from `group_<name>` columns."""
+    attributes_imported: int = 0
+    attributes_updated: int = 0
+    rejected_columns: list[str] = field(default_factory=list)
+    """One sentence per `group_<name>` column that was not imported, saying why."""
 
     def describe(self) -> str:
-        return (
+        text = (
             f"{self.rows_read} rows read: {self.essays_imported} essays and "
             f"{self.labels_imported} labels imported, {self.duplicates_skipped} rows skipped as "
             f"duplicates, {len(self.quarantined)} values quarantined (file read as "
             f"{self.encoding})"
         )
+        if self.attribute_names:
+            text += (
+                f"; attributes {', '.join(self.attribute_names)}: {self.attributes_imported} "
+                f"new, {self.attributes_updated} changed"
+            )
+        return "\n".join([text, *(f"  rejected {message}" for message in self.rejected_columns)])
 
 
 @dataclass(frozen=True)
@@ -259,14 +282,55 @@ def read_csv_lines(text: str, name: str) -> tuple[list[str], list[CsvLine]]:
     return columns, lines
 
 
+def attribute_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Attribute name per usable `group_<name>` column, and a sentence per rejected one."""
+    usable: dict[str, str] = {}
+    rejected: list[str] = []
+    for column in columns:
+        if not column.startswith(ATTRIBUTE_COLUMN_PREFIX):
+            continue
+        name = column.removeprefix(ATTRIBUTE_COLUMN_PREFIX)
+        problem = attribute_name_problem(name)
+        if problem is None:
+            usable[column] = name
+        else:
+            rejected.append(
+                f"column {column!r}: {problem.detail}; none of its values were imported. Rename "
+                "the column and import the file again"
+            )
+    return usable, rejected
+
+
 @dataclass
 class _EssayLine:
-    """What one CSV line contributes: an essay (by its position in the load) and labels."""
+    """What one CSV line contributes: an essay (by its position in the load) and the rows
+    that hang on it (labels and attributes), as (table, row) pairs."""
 
     number: int
     essay_position: int
     essay_id: str
     labels: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _attributes_of_line(
+    entry: _EssayLine,
+    row: dict[str, str],
+    columns: dict[str, str],
+    reject: Callable[[str, str, Problem, dict[str, Any]], None],
+) -> None:
+    """Add the line's attribute cells to `entry`; empty cells are skipped, bad ones rejected."""
+    for column, name in columns.items():
+        value = (row.get(column) or "").strip()
+        if not value:
+            continue
+        attribute = {"essay_id": entry.essay_id, "name": name, "value": value}
+        problem = attribute_value_problem(value)
+        if problem is None:
+            entry.labels.append((ATTRIBUTE_TABLE, attribute))
+            continue
+        located = Problem(problem.rule, f"line {entry.number}, column {column}: {problem.detail}")
+        payload = attribute | {"line": entry.number, "column": column}
+        reject(ATTRIBUTE_TABLE, f"{entry.essay_id}|{name}", located, payload)
 
 
 def import_csv(
@@ -287,11 +351,17 @@ def import_csv(
     imported_at = now or dt.datetime.now(dt.UTC)
     data = _read_bytes(path)
     text, encoding = decode_csv_bytes(data, str(path))
-    _, lines = read_csv_lines(text, str(path))
+    columns, lines = read_csv_lines(text, str(path))
+    group_columns, rejected_columns = attribute_columns(columns)
     # Keys of rows without an essay id name the file's content, not only its name, so two
     # different files called `essays.csv` never share a quarantine row.
     file_key = f"{path.name}@{hashlib.sha256(data).hexdigest()[:12]}"
-    summary = ImportSummary(rows_read=len(lines), encoding=encoding)
+    summary = ImportSummary(
+        rows_read=len(lines),
+        encoding=encoding,
+        attribute_names=list(group_columns.values()),
+        rejected_columns=rejected_columns,
+    )
     prompts: list[dict[str, Any]] = []
     essays: list[dict[str, Any]] = []
     essay_lines: list[_EssayLine] = []
@@ -321,6 +391,7 @@ def import_csv(
             )
         entry = _EssayLine(line.number, len(essays), essay_id)
         essay_lines.append(entry)
+        _attributes_of_line(entry, row, group_columns, reject)
         essays.append(
             {
                 "essay_id": essay_id,
@@ -377,10 +448,15 @@ def import_csv(
         )
         labels, refused_labels = _labels_of_stored_essays(essay_lines, results["essays"])
         write_quarantine(connection, refused_labels, run_id=None, detected_at=imported_at)
+        attributes = load_attributes(
+            connection, labels.pop(ATTRIBUTE_TABLE, []), detected_at=imported_at
+        )
         results |= load_tables(connection, labels, detected_at=imported_at)
         write_quarantine(connection, summary.quarantined, run_id=None, detected_at=imported_at)
     summary.quarantined.extend(results["prompts"].quarantined + results["essays"].quarantined)
-    summary.quarantined.extend(refused_labels)
+    summary.quarantined.extend(refused_labels + attributes.quarantined)
+    summary.attributes_imported = attributes.inserted
+    summary.attributes_updated = attributes.updated
     summary.essays_imported = results["essays"].inserted
     summary.duplicates_skipped = results["essays"].duplicates
     for name in LABEL_TABLES:
@@ -392,19 +468,20 @@ def import_csv(
 def _labels_of_stored_essays(
     essay_lines: list[_EssayLine], essays_result: LoadResult
 ) -> tuple[dict[str, list[dict[str, Any]]], list[QuarantineEntry]]:
-    """The labels to load, and `essay_refused` entries for the labels of refused essay rows
-    (stored, they would land on the earlier essay that owns the id)."""
+    """The labels (and attributes) to load by table, and `essay_refused` entries for those of
+    refused essay rows (stored, they would land on the earlier essay that owns the id)."""
     labels: dict[str, list[dict[str, Any]]] = {name: [] for name in LABEL_TABLES}
     refused_labels: list[QuarantineEntry] = []
     for line in essay_lines:
         reason = essays_result.refused.get(line.essay_position)
         for table, label in line.labels:
             if reason is None:
-                labels[table].append(label)
+                labels.setdefault(table, []).append(label)
                 continue
+            kind = "attribute" if table == ATTRIBUTE_TABLE else "label"
             detail = (
                 f"the essay row on line {line.number} was refused ({reason.rule}), so this "
-                f"label is not stored on essay {line.essay_id!r}"
+                f"{kind} is not stored on essay {line.essay_id!r}"
             )
             key = source_key(TABLES_BY_NAME[table], label)
             refused_labels.append(QuarantineEntry(table, key, "essay_refused", detail, label))

@@ -199,7 +199,7 @@ def load_rows(
         )
         refuse([position for position, _ in rows_of_key], entry)
 
-    stored = _stored_values(connection, table, keys, compared, list(candidates))
+    stored = stored_values(connection, table, keys, compared, list(candidates))
     new_rows = []
     for key, (position, row) in candidates.items():
         if key not in stored:
@@ -234,7 +234,7 @@ def load_rows(
     return result
 
 
-def _stored_values(
+def stored_values(
     connection: sa.Connection,
     table: sa.Table,
     keys: Sequence[str],

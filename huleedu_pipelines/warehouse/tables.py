@@ -12,6 +12,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from huleedu_pipelines.domain.subgroups import MAX_ATTRIBUTE_NAME_CHARS, MAX_ATTRIBUTE_VALUE_CHARS
+
 metadata = sa.MetaData()
 
 
@@ -117,6 +119,17 @@ cj_comparison_pairs = sa.Table(
     sa.Column("created_at", TZ, nullable=True),
 )
 
+essay_attributes = sa.Table(
+    "essay_attributes",
+    metadata,
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(MAX_ATTRIBUTE_NAME_CHARS), nullable=False),
+    sa.Column("value", sa.String(MAX_ATTRIBUTE_VALUE_CHARS), nullable=False),
+    sa.PrimaryKeyConstraint("essay_id", "name", name="pk_essay_attributes"),
+)
+"""Optional subgroups of an essay (e.g. `gender`, `school`) for fairness analysis, one value
+per essay and name; `import-csv` fills it from `group_<name>` columns."""
+
 skill_assessments = sa.Table(
     "skill_assessments",
     metadata,
@@ -212,6 +225,7 @@ INPUT_TABLES = (
     skill_ratings,
     cj_processed_essays,
     cj_comparison_pairs,
+    essay_attributes,
 )
 
 sa.Index("ix_essays_updated_at", essays.c.updated_at)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from huleedu_pipelines.demo_data.generator import generate_demo_warehouse
 from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
 from huleedu_pipelines.domain import SWEDISH_GRADES, cefr_from_band
-from huleedu_pipelines.warehouse.tables import essays, ielts_scores, quarantine
+from huleedu_pipelines.warehouse.tables import essay_attributes, essays, ielts_scores, quarantine
 
 N_ESSAYS = 300
 BAD_ROWS = 22
@@ -31,6 +31,14 @@ def seeded(warehouse: sa.Engine, home, as_of) -> sa.Engine:
 
 def load_output(result, name: str) -> pl.DataFrame:
     return result.output_for_node(name)
+
+
+def materialization_metadata(result, name: str) -> dict:
+    return next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(name)
+    )
 
 
 def test_bad_rows_are_quarantined_and_good_rows_flow_on(
@@ -103,6 +111,16 @@ def test_bad_rows_are_quarantined_and_good_rows_flow_on(
         if ("cj_comparison_pairs", c["comparison_id"]) not in bad_keys
     ]
     assert comparisons.height == len(good_pairs)
+
+    attributes = load_output(result, "essay_attributes")
+    assert attributes.columns == ["essay_id", "name", "value"]
+    assert attributes.rows() == sorted(
+        (row["essay_id"], row["name"], row["value"]) for row in demo.essay_attributes
+    )
+    metadata = materialization_metadata(result, "essay_attributes")
+    assert metadata["dagster/row_count"].value == len(demo.essay_attributes)
+    assert metadata["attribute_names"].value == ["school"]
+    assert metadata["essays_by_attribute"].value == {"school": len(demo.essay_attributes)}
 
 
 def test_rematerializing_quarantines_nothing_twice(
@@ -210,3 +228,42 @@ def test_ingest_normalises_student_ids_and_quarantines_what_cannot_be_graded(
         ("essays", "later"): "timestamp_in_future",
         ("ielts_scores", "e3"): "timestamp_in_future",
     }
+
+
+def test_essay_attributes_snapshot_quarantines_rows_that_break_the_import_rules(
+    warehouse: sa.Engine, warehouse_url: str, materialize_groups
+) -> None:
+    """Rows a service wrote directly are judged by the rules `import-csv` applies."""
+    with warehouse.begin() as connection:
+        connection.execute(
+            sa.insert(essay_attributes),
+            [
+                {"essay_id": "e1", "name": "gender", "value": "Female"},
+                {"essay_id": "e1", "name": "school", "value": "Ekskolan"},
+                {"essay_id": "e2", "name": "gender", "value": "Male"},
+                {"essay_id": "e2", "name": "Home Language", "value": "sv"},
+                {"essay_id": "e3", "name": "source", "value": "school"},
+                {"essay_id": "e3", "name": "gender", "value": "  "},
+            ],
+        )
+    result = materialize_groups(warehouse_url, "ingest")
+    assert result.success
+    assert load_output(result, "essay_attributes").rows() == [
+        ("e1", "gender", "Female"),
+        ("e1", "school", "Ekskolan"),
+        ("e2", "gender", "Male"),
+    ]
+    metadata = materialization_metadata(result, "essay_attributes")
+    assert metadata["attribute_names"].value == ["gender", "school"]
+    assert metadata["essays_by_attribute"].value == {"gender": 2, "school": 1}
+    assert metadata["quarantined_by_rule"].value == {
+        "bad_attribute_name": 2,
+        "attribute_value_empty": 1,
+    }
+    with warehouse.connect() as connection:
+        keys = connection.execute(
+            sa.select(quarantine.c.source_key).where(
+                quarantine.c.source_table == "essay_attributes"
+            )
+        ).scalars()
+        assert sorted(keys) == ["e2|Home Language", "e3|gender", "e3|source"]

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import polars as pl
 import pytest
-from scipy.stats import spearmanr
+from scipy.stats import f_oneway, spearmanr
 
 from huleedu_pipelines.demo_data import (
     BAD_ROW_KINDS,
@@ -19,6 +19,7 @@ from huleedu_pipelines.demo_data import (
     write_latent_truth,
 )
 from huleedu_pipelines.demo_data import wordbanks as wb
+from huleedu_pipelines.demo_data.generator import DEMO_SCHOOLS
 from huleedu_pipelines.domain import (
     SKILLS,
     SWEDISH_GRADES,
@@ -41,6 +42,7 @@ TABLES = (
     "skill_ratings",
     "cj_processed_essays",
     "cj_comparison_pairs",
+    "essay_attributes",
 )
 PRIMARY_KEYS = {
     "prompts": ("prompt_id",),
@@ -50,6 +52,7 @@ PRIMARY_KEYS = {
     "skill_ratings": ("essay_id", "skill", "rater_id"),
     "cj_processed_essays": ("batch_id", "essay_id"),
     "cj_comparison_pairs": ("comparison_id",),
+    "essay_attributes": ("essay_id", "name"),
 }
 TIMESTAMPS = {
     "essays": ("submitted_at", "updated_at"),
@@ -131,6 +134,26 @@ def test_ids_are_readable_and_sizes_are_as_specified(big: DemoWarehouse) -> None
         "true_grade_ordinal",
         "true_band",
     }
+
+
+def test_school_essays_have_a_school_drawn_independently_of_ability(big: DemoWarehouse) -> None:
+    school = {row["essay_id"]: row["value"] for row in big.essay_attributes}
+    assert {row["name"] for row in big.essay_attributes} == {"school"}
+    assert set(school) == {e["essay_id"] for e in big.essays if e["source"] == "school"}
+    assert set(school.values()) == set(DEMO_SCHOOLS)
+    student = {e["essay_id"]: e["student_id"] for e in big.essays}
+    ability = {row["essay_id"]: row["ability"] for row in big.latent_truth}
+    by_student: dict[str, tuple[str, list[float]]] = {}
+    for essay_id, name in school.items():
+        named, abilities = by_student.setdefault(student[essay_id], (name, []))
+        assert named == name  # a student's essays share the school
+        abilities.append(ability[essay_id])
+    groups = [
+        [np.mean(abilities) for name, abilities in by_student.values() if name == school_name]
+        for school_name in DEMO_SCHOOLS
+    ]
+    # Schools are drawn per student, so chance is judged over students (about 65 a school).
+    assert f_oneway(*groups).pvalue > 0.05
 
 
 def test_labels_are_on_their_scales_and_by_source(big: DemoWarehouse) -> None:
