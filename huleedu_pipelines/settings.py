@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     gate_max_batch50_ms: float = Field(default=2000.0, alias="HULEEDU_GATE_MAX_BATCH50_MS")
     gate_min_skill_pearson_r: float = Field(default=0.50, alias="HULEEDU_GATE_MIN_SKILL_R")
     gate_max_qwk_drop: float = Field(default=0.01, alias="HULEEDU_GATE_MAX_QWK_DROP")
+    gate_max_band_mae: float = Field(default=1.0, alias="HULEEDU_GATE_MAX_BAND_MAE")
+    gate_min_cefr_qwk: float = Field(default=0.40, alias="HULEEDU_GATE_MIN_CEFR_QWK")
+    gate_min_skill_roc_auc: float = Field(default=0.70, alias="HULEEDU_GATE_MIN_SKILL_ROC_AUC")
+    # Two-sided level of the paired bootstrap interval of the model's margin over a baseline:
+    # beats_trivial needs its lower end above zero, not_worse_than_ridge its upper end at or
+    # above zero; 0.90 makes each end a one-sided 95% bound.
+    gate_baseline_confidence: float = Field(
+        default=0.90, gt=0, lt=1, alias="HULEEDU_GATE_BASELINE_CONFIDENCE"
+    )
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
     # Nightly scoring. Confidence is the grade model's 1 - normalised entropy of its 8

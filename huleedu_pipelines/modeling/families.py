@@ -27,7 +27,14 @@ from numpy.typing import ArrayLike
 
 from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.modeling import plots
-from huleedu_pipelines.modeling.bundle import BundlePrediction, ModelBundle, ModelIdentity
+from huleedu_pipelines.modeling.baselines import BASELINES, BaselinePrediction
+from huleedu_pipelines.modeling.bundle import (
+    BAND_MAX,
+    BAND_MIN,
+    BundlePrediction,
+    ModelBundle,
+    ModelIdentity,
+)
 from huleedu_pipelines.modeling.evaluation import (
     binary_headline_metrics,
     ordinal_headline_metrics,
@@ -35,19 +42,23 @@ from huleedu_pipelines.modeling.evaluation import (
 )
 from huleedu_pipelines.modeling.figures import (
     BandReport,
+    BaselineComparison,
     CefrReport,
     ChampionComparison,
     GradeReport,
     SkillReport,
     band_report,
     cefr_report,
+    compare_with_baselines,
     compare_with_champion,
     grade_report,
     skill_report,
 )
 from huleedu_pipelines.modeling.gates import (
+    BAND_GATE_NAMES,
+    BASELINE_GATES,
+    CEFR_GATE_NAMES,
     GRADE_GATE_NAMES,
-    REPORTED_QUALITY_GATE_NAMES,
     SKILL_GATE_NAMES,
     GateResult,
     band_gates,
@@ -215,9 +226,14 @@ class Family:
     champion_metric: str
     """The metric non-inferiority to the champion is judged on."""
     compared_output: str
-    """The `BundlePrediction` attribute compared with the champion's (labels or score)."""
+    """The `BundlePrediction` attribute compared with the champion's and the baselines'
+    (labels or score)."""
+    baseline_metric: str
+    """The metric the baseline gates compare model and baselines on (`compare_with_baselines`)."""
+    baseline_score_range: tuple[float, float] | None
+    """Where the baselines' scores are clipped to, as the served model's are (IELTS bands)."""
     gates: Callable[..., list[GateResult]]
-    """(report, thresholds, *, parity, latency, champion) -> one result per gate."""
+    """(report, thresholds, *, parity, latency, champion, baselines) -> one result per gate."""
     gate_names: tuple[str, ...]
     """Every gate `gates` returns, in order."""
     plots: Callable[[Report, HoldoutEvidence, Path], dict[str, Path]]
@@ -267,6 +283,67 @@ class Family:
             seed=seed,
         )
 
+    def fit_baseline(
+        self,
+        name: str,
+        X_train: np.ndarray,
+        y_train: ArrayLike,
+        X_test: np.ndarray,
+        *,
+        ratings_train: ArrayLike | None = None,
+        seed: int,
+    ) -> BaselinePrediction:
+        """Baseline `name` (`baselines.BASELINES`) fitted on the training rows, predicting the
+        test rows, as `bench quality` fits it: skills regress the rating (the richest label
+        there is) and are judged on that score."""
+        fit_target = ratings_train if ratings_train is not None else self.targets(y_train)
+        task = "regression" if self.task == "binary" else self.task
+        guess = BASELINES[name](
+            X_train, fit_target, X_test, task, len(self.class_labels), seed=seed
+        )
+        if self.baseline_score_range is None:
+            return guess
+        return dataclasses.replace(guess, score=np.clip(guess.score, *self.baseline_score_range))
+
+    def fit_baselines(
+        self,
+        X_train: np.ndarray,
+        y_train: ArrayLike,
+        X_test: np.ndarray,
+        *,
+        ratings_train: ArrayLike | None = None,
+        seed: int,
+    ) -> dict[str, BaselinePrediction]:
+        """Every gated baseline (`gates.BASELINE_GATES`), by name (see `fit_baseline`)."""
+        return {
+            name: self.fit_baseline(
+                name, X_train, y_train, X_test, ratings_train=ratings_train, seed=seed
+            )
+            for name in BASELINE_GATES.values()
+        }
+
+    def compare_with_baselines(
+        self,
+        y_true: ArrayLike,
+        prediction: BundlePrediction,
+        baselines: dict[str, BaselinePrediction],
+        *,
+        n_train: int,
+        confidence: float,
+        seed: int,
+    ) -> BaselineComparison:
+        """The model's margin over each baseline on the same rows, on `baseline_metric`."""
+        return compare_with_baselines(
+            y_true,
+            getattr(prediction, self.compared_output),
+            {name: getattr(guess, self.compared_output) for name, guess in baselines.items()},
+            metric=self.baseline_metric,
+            n_classes=len(self.class_labels) or None,
+            n_train=n_train,
+            confidence=confidence,
+            seed=seed,
+        )
+
     def parity(self, bundle: ModelBundle, X: np.ndarray) -> dict[str, Any]:
         """ONNX against native LightGBM on the rows of `X` (`onnx_export.parity_report`)."""
         onnx, native = bundle.predict(X), bundle.predict(X, native=True)
@@ -292,6 +369,8 @@ GRADE = Family(
     report=_grade_report,
     champion_metric="qwk",
     compared_output="labels",
+    baseline_metric="qwk",
+    baseline_score_range=None,
     gates=grade_gates,
     gate_names=GRADE_GATE_NAMES,
     plots=_grade_plots,
@@ -317,8 +396,10 @@ CEFR = Family(
     report=_cefr_report,
     champion_metric="qwk",
     compared_output="labels",
+    baseline_metric="qwk",
+    baseline_score_range=None,
     gates=cefr_gates,
-    gate_names=REPORTED_QUALITY_GATE_NAMES,
+    gate_names=CEFR_GATE_NAMES,
     plots=_cefr_plots,
     report_section="cefr",
     reports_oracle_qwk=False,
@@ -342,8 +423,10 @@ BAND = Family(
     report=_band_report,
     champion_metric="qwk_half_band",
     compared_output="score",
+    baseline_metric="mae",
+    baseline_score_range=(BAND_MIN, BAND_MAX),
     gates=band_gates,
-    gate_names=REPORTED_QUALITY_GATE_NAMES,
+    gate_names=BAND_GATE_NAMES,
     plots=_band_plots,
     report_section="band",
     reports_oracle_qwk=False,
@@ -367,6 +450,8 @@ SKILL = Family(
     report=_skill_report,
     champion_metric="roc_auc",
     compared_output="score",
+    baseline_metric="roc_auc",
+    baseline_score_range=None,
     gates=skill_gates,
     gate_names=SKILL_GATE_NAMES,
     plots=_skill_plots,

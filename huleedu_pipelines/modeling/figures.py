@@ -3,7 +3,8 @@
 Each ``*_report`` function turns holdout labels and predictions into a dataclass of figures
 (point estimates with percentile bootstrap intervals, agreement tables, calibration bins,
 subgroup rows); ``compare_with_champion`` pairs a challenger with the champion on the same
-rows, and ``measure_latency`` times the served models. ``modeling.report`` renders these as
+rows, ``compare_with_baselines`` pairs the model with baselines the same way, and
+``measure_latency`` times the served models. ``modeling.report`` renders these as
 Markdown and ``modeling.gates`` judges them. Everything here is pure numpy on top of
 ``modeling.metrics``: no Dagster, no MLflow, no plotting (see ``modeling.plots``).
 
@@ -24,9 +25,10 @@ Conventions (written into every report, so a reader does not have to guess):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,8 @@ from huleedu_pipelines.modeling import metrics as m
 CALIBRATION_BINS = 15
 HALF_BAND_CLASSES = 19  # IELTS 0.0..9.0 in half bands
 DEFAULT_N_BOOT = 1000
+INTERVAL_LEVEL = 0.95
+"""The level of every percentile bootstrap interval of a report figure (two-sided)."""
 
 Interval = tuple[float, float]
 
@@ -128,6 +132,57 @@ class ChampionComparison:
     def qwk_drop(self) -> float:
         return self.drop
 
+    @property
+    def drop_interval(self) -> Interval:
+        """The paired interval of ``drop``: the delta's, turned round where higher is better."""
+        _, low, high = self.deltas.get(self.metric, (math.nan, math.nan, math.nan))
+        return (-high, -low) if _COMPARISON_METRICS[self.metric][0] else (low, high)
+
+
+@dataclass(frozen=True)
+class BaselineMargin:
+    """How much better the model is than one baseline on the same holdout rows.
+
+    ``margin`` is model minus baseline for higher-is-better metrics and baseline minus model
+    for errors (MAE), so a positive margin always means the model is better; ``low`` and
+    ``high`` bound it with a paired bootstrap interval at the comparison's ``confidence``.
+    """
+
+    baseline: str
+    value: float
+    """The baseline's own metric on the holdout."""
+    margin: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The model against baselines fitted on the training split, scored on the same holdout
+    essays (`compare_with_baselines`). ``unavailable`` says why there is nothing to compare
+    (no training rows); ``unfitted`` names a baseline that could not be fitted. The baseline
+    gates fail on either."""
+
+    metric: str
+    higher_is_better: bool
+    model_value: float
+    n: int
+    """Holdout essays both were scored on."""
+    n_train: int
+    """Training-split essays the baselines were fitted on."""
+    confidence: float
+    margins: dict[str, BaselineMargin]
+    unavailable: str | None = None
+    unfitted: dict[str, str] = field(default_factory=dict)
+    """Baseline name -> why it could not be fitted (its gate fails with the reason)."""
+
+    @classmethod
+    def not_available(
+        cls, metric: str, reason: str, *, n: int, n_train: int, confidence: float
+    ) -> BaselineComparison:
+        higher_is_better = _COMPARISON_METRICS[metric][0]
+        return cls(metric, higher_is_better, math.nan, n, n_train, confidence, {}, reason)
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -177,7 +232,7 @@ def _probabilities(probabilities: ArrayLike, n: int, n_classes: int) -> np.ndarr
 def _ci(
     fn: Callable[..., float], *arrays: np.ndarray, seed: int, n_boot: int
 ) -> tuple[float, Interval]:
-    result = m.bootstrap_ci(fn, *arrays, n_boot=n_boot, seed=seed)
+    result = m.bootstrap_ci(fn, *arrays, n_boot=n_boot, seed=seed, alpha=1 - INTERVAL_LEVEL)
     return result.estimate, (result.low, result.high)
 
 
@@ -629,7 +684,13 @@ def compare_with_champion(
     for offset, name in enumerate(names):
         fn = _comparison_fn(name, n_classes)
         result = m.paired_bootstrap_delta(
-            fn, true, challenger, champion, n_boot=n_boot, seed=seed + offset
+            fn,
+            true,
+            challenger,
+            champion,
+            n_boot=n_boot,
+            seed=seed + offset,
+            alpha=1 - INTERVAL_LEVEL,
         )
         deltas[name] = (result.estimate, result.low, result.high)
     delta = deltas[metric][0]
@@ -642,11 +703,66 @@ def compare_with_champion(
     )
 
 
+def compare_with_baselines(
+    y_true: ArrayLike,
+    model_pred: ArrayLike,
+    baseline_preds: Mapping[str, ArrayLike],
+    *,
+    metric: str,
+    n_classes: int | None = None,
+    n_train: int,
+    confidence: float,
+    seed: int,
+    n_boot: int = DEFAULT_N_BOOT,
+) -> BaselineComparison:
+    """The model's margin over each baseline on ``metric``, with a paired bootstrap interval
+    (the same essays resampled for both, as in ``compare_with_champion``).
+
+    ``metric`` is one of the champion comparison's (``qwk`` on class codes, ``mae``,
+    ``roc_auc`` ...); ``confidence`` is the two-sided level of the intervals, so 0.90 makes
+    the lower end a one-sided 95% bound.
+    """
+    if metric not in _COMPARISON_METRICS:
+        raise ValueError(
+            f"unknown comparison metric {metric!r}; use one of {', '.join(_COMPARISON_METRICS)}"
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    true = np.asarray(y_true, dtype=np.float64)
+    model = np.asarray(model_pred, dtype=np.float64)
+    n = _same_length(y_true=true, model_pred=model)
+    higher_is_better = _COMPARISON_METRICS[metric][0]
+    fn = _comparison_fn(metric, n_classes)
+    margins = {}
+    for offset, (name, predicted) in enumerate(baseline_preds.items()):
+        baseline = np.asarray(predicted, dtype=np.float64)
+        _same_length(y_true=true, **{name: baseline})
+        better, worse = (model, baseline) if higher_is_better else (baseline, model)
+        result = m.paired_bootstrap_delta(
+            fn, true, better, worse, n_boot=n_boot, seed=seed + offset, alpha=1 - confidence
+        )
+        margins[name] = BaselineMargin(
+            name, fn(true, baseline), result.estimate, result.low, result.high
+        )
+    return BaselineComparison(
+        metric=metric,
+        higher_is_better=higher_is_better,
+        model_value=fn(true, model),
+        n=n,
+        n_train=n_train,
+        confidence=confidence,
+        margins=margins,
+    )
+
+
 __all__ = [
     "CALIBRATION_BINS",
     "DEFAULT_N_BOOT",
     "HALF_BAND_CLASSES",
+    "INTERVAL_LEVEL",
     "BandReport",
+    "BaselineComparison",
+    "BaselineMargin",
     "CefrReport",
     "ChampionComparison",
     "GradeReport",
@@ -655,6 +771,7 @@ __all__ = [
     "SkillReport",
     "band_report",
     "cefr_report",
+    "compare_with_baselines",
     "compare_with_champion",
     "grade_report",
     "measure_latency",

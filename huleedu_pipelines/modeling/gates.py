@@ -1,25 +1,45 @@
 """Promotion gates: report figures in, one pass/fail result per gate out.
 
-Which model is gated on what:
+Every family has a quality floor and must beat two baselines:
 
 - grade: QWK, adjacent agreement, ECE, largest grade-share difference from the training
-  labels, ONNX parity, latency, non-inferiority to the champion (QWK).
-- IELTS band and CEFR: their quality metrics are *reported* (MAE, QWK on
-  half bands; macro-F1 and QWK), not held to a floor, so their gates are ONNX parity,
-  latency and non-inferiority — QWK on half bands (band) or CEFR QWK (CEFR) may not fall
-  below the champion's by more than ``max_qwk_drop``.
-- skills: Pearson r with the mean teacher rating, ONNX parity, non-inferiority on the
-  comparison's metric (ROC AUC or Pearson r). Latency is gated once, with the models that
-  run per request (grade, band, CEFR), because it is measured for all models together.
+  labels, beats the trivial predictor and ridge (QWK), ONNX parity, latency,
+  non-inferiority to the champion (QWK).
+- CEFR: QWK (``min_cefr_qwk``), beats trivial and ridge (QWK), ONNX parity, latency,
+  non-inferiority (CEFR QWK).
+- IELTS band: MAE (``max_band_mae``), beats trivial and ridge (MAE), ONNX parity, latency,
+  non-inferiority (QWK on half bands).
+- skills: Pearson r with the mean teacher rating and ROC AUC of the high-skill label, beats
+  trivial and ridge (ROC AUC), ONNX parity, non-inferiority on the comparison's metric
+  (ROC AUC or Pearson r). Latency is gated once, with the models that run per request
+  (grade, band, CEFR), because it is measured for all models together.
+
+How the holdout's uncertainty enters the decision:
+
+- A *floor* (``min_*``/``max_*`` on a metric) judges the point estimate against the
+  threshold; the metric's 95% percentile bootstrap interval is carried beside it
+  (``GateResult.low``/``high``) and shown in the message and the report. A value whose
+  interval includes the threshold is still decided by the point estimate, and the message
+  says so.
+- The *baseline* gates judge the paired bootstrap interval of the model's margin over a
+  baseline fitted on the training split (model minus baseline; baseline minus model for MAE),
+  at the two-sided level ``baseline_confidence`` (0.90: each end is a one-sided 95% bound).
+  ``beats_trivial`` passes only when the lower end is above zero: a model must show it learned
+  something. ``not_worse_than_ridge`` passes unless the whole interval lies below zero, i.e.
+  unless the holdout shows the model is worse than ridge on all features. Superiority over
+  ridge is not demanded of one holdout: at 100 essays a real lead of 0.01–0.02 AUC or QWK has
+  an interval of about ±0.02 either side, so the rule would block sound models at random;
+  `bench quality` measures that lead with repeated cross-validation instead.
+- Non-inferiority compares the point estimate of the drop with the threshold; the paired
+  bootstrap interval of the drop is reported beside it.
 
 Rules that hold for every gate:
 
 - A metric that is ``nan`` (undefined on the holdout) fails, and the message says so.
-- A measurement that was not supplied (``parity=None``, ``latency=None``) fails as "not
-  measured": promotion needs the evidence, not the absence of a counter-example.
+- A measurement that was not supplied (``parity=None``, ``latency=None``,
+  ``baselines=None``, or baselines that could not be fitted) fails as "not measured":
+  promotion needs the evidence, not the absence of a counter-example.
 - Non-inferiority passes when no champion exists yet; the message says so.
-- Non-inferiority compares the point estimate of the drop with the threshold; the paired
-  bootstrap interval is reported beside it.
 
 Gate names are stable identifiers (``*_GATE_NAMES``; per family in
 ``modeling.families.GATE_NAMES``) usable as Dagster asset-check names.
@@ -30,15 +50,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from huleedu_pipelines.modeling.figures import INTERVAL_LEVEL
 
 if TYPE_CHECKING:
     from huleedu_pipelines.modeling.figures import (
         BandReport,
+        BaselineComparison,
         CefrReport,
         ChampionComparison,
         GradeReport,
+        Interval,
         LatencyReport,
         SkillReport,
     )
@@ -59,6 +82,12 @@ class GateThresholds:
     max_batch50_ms: float
     min_skill_pearson_r: float
     max_qwk_drop: float
+    max_band_mae: float
+    min_cefr_qwk: float
+    min_skill_roc_auc: float
+    baseline_confidence: float
+    """Two-sided level of the interval of the margin over a baseline (0.90: its lower end is
+    the one-sided 95% bound the baseline gates judge)."""
 
 
 @dataclass(frozen=True)
@@ -69,24 +98,57 @@ class GateResult:
     threshold: float
     comparison: str
     message: str
+    low: float | None = None
+    """Lower end of the bootstrap interval of `value`, where the holdout gives one."""
+    high: float | None = None
+    interval_level: float | None = None
+    """Two-sided level of [low, high], e.g. 0.95."""
 
 
 _PARITY = ("onnx_parity_over_tolerance", "onnx_parity_flipped")
 _LATENCY = ("latency_p95_single", "latency_p95_batch50")
+
+BASELINE_GATES: dict[str, str] = {"beats_trivial": "trivial", "not_worse_than_ridge": "ridge"}
+"""Baseline gate -> the baseline (`modeling.baselines.BASELINES`) it compares with."""
+_SUPERIORITY_GATES = frozenset({"beats_trivial"})
+"""Baseline gates that need the margin's lower end above zero; the others only need its upper
+end at or above zero (not shown worse)."""
+_BASELINE = tuple(BASELINE_GATES)
 
 GRADE_GATE_NAMES: tuple[str, ...] = (
     "min_qwk",
     "min_adjacent_agreement",
     "max_ece",
     "max_grade_share_difference",
+    *_BASELINE,
     *_PARITY,
     *_LATENCY,
     "non_inferiority",
 )
 """Every gate ``grade_gates`` returns, in order (one Dagster check per name)."""
-REPORTED_QUALITY_GATE_NAMES: tuple[str, ...] = (*_PARITY, *_LATENCY, "non_inferiority")
-"""Every gate ``reported_quality_gates`` (band, CEFR) returns, in order."""
-SKILL_GATE_NAMES: tuple[str, ...] = ("min_skill_pearson_r", *_PARITY, "non_inferiority")
+CEFR_GATE_NAMES: tuple[str, ...] = (
+    "min_cefr_qwk",
+    *_BASELINE,
+    *_PARITY,
+    *_LATENCY,
+    "non_inferiority",
+)
+"""Every gate ``cefr_gates`` returns, in order."""
+BAND_GATE_NAMES: tuple[str, ...] = (
+    "max_band_mae",
+    *_BASELINE,
+    *_PARITY,
+    *_LATENCY,
+    "non_inferiority",
+)
+"""Every gate ``band_gates`` returns, in order."""
+SKILL_GATE_NAMES: tuple[str, ...] = (
+    "min_skill_pearson_r",
+    "min_skill_roc_auc",
+    *_BASELINE,
+    *_PARITY,
+    "non_inferiority",
+)
 """Every gate ``skill_gates`` returns, in order."""
 
 _HOLDS = {
@@ -115,7 +177,15 @@ def _format_pair(value: float, threshold: float) -> tuple[str, str]:
 
 
 def _compare(
-    gate: str, label: str, value: float | None, threshold: float, comparison: str, unit: str = ""
+    gate: str,
+    label: str,
+    value: float | None,
+    threshold: float,
+    comparison: str,
+    unit: str = "",
+    *,
+    interval: Interval | None = None,
+    interval_level: float = INTERVAL_LEVEL,
 ) -> GateResult:
     if value is None:
         return GateResult(
@@ -141,7 +211,28 @@ def _compare(
     shown_value, shown_threshold = _format_pair(value, threshold)
     sign = comparison if passed else _NEGATION[comparison]
     message = f"{label} {shown_value}{unit} {sign} {shown_threshold}{unit} ({gate})"
-    return GateResult(gate, passed, value, threshold, comparison, message)
+    result = GateResult(gate, passed, value, threshold, comparison, message)
+    if interval is None:
+        return result
+    return _with_interval(result, interval, interval_level, unit)
+
+
+def _with_interval(result: GateResult, interval: Interval, level: float, unit: str) -> GateResult:
+    """The floor's bootstrap interval beside its value; the point estimate still decides."""
+    low, high = float(interval[0]), float(interval[1])
+    message = (
+        f"{result.message}; {level:.0%} bootstrap interval {_format_interval(low, high)}{unit}"
+    )
+    if low <= result.threshold <= high:
+        message += ", which includes the threshold: the point estimate decides"
+    return replace(result, message=message, low=low, high=high, interval_level=level)
+
+
+def _format_interval(low: float, high: float, signed: bool = False) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "n/a (no resample defined the metric)"
+    shown = "+.3f" if signed else ".3f"
+    return f"{low:{shown}} to {high:{shown}}"
 
 
 # --------------------------------------------------------------------------- shared gates
@@ -263,10 +354,86 @@ def non_inferiority_gate(
         "<=",
     )
     delta, low, high = champion.deltas.get(champion.metric, (math.nan, math.nan, math.nan))
+    drop_low, drop_high = champion.drop_interval
     return replace(
         result,
         message=f"{result.message}; challenger − champion {delta:+.4f} "
         f"(95% CI {low:+.4f} to {high:+.4f}, n={champion.n})",
+        low=drop_low,
+        high=drop_high,
+        interval_level=INTERVAL_LEVEL,
+    )
+
+
+def baseline_gates(baselines: BaselineComparison | None) -> list[GateResult]:
+    """`beats_trivial`: the margin's interval lies above zero. `not_worse_than_ridge`: it does
+    not lie wholly below zero."""
+    return [_beats_baseline(gate, name, baselines) for gate, name in BASELINE_GATES.items()]
+
+
+_LOWER_END_ABOVE = "interval low >"
+_UPPER_END_AT_LEAST = "interval high >="
+"""A baseline gate's comparison: one end of the margin's interval, not its value."""
+_SHOWN_BETTER = "the lower end is above zero: the holdout shows the model beats the baseline"
+_NOT_SHOWN_BETTER = (
+    "an interval that reaches zero fails: the holdout does not show the model beats the baseline"
+)
+_NOT_SHOWN_WORSE = (
+    "the interval reaches zero or above: the holdout does not show the model is worse than "
+    "the baseline"
+)
+_SHOWN_WORSE = (
+    "the whole interval is below zero: the holdout shows the model is worse than the baseline"
+)
+
+
+def _baseline_verdict(low: float, high: float, superiority: bool) -> str:
+    if low > 0:
+        return _SHOWN_BETTER
+    if superiority:
+        return _NOT_SHOWN_BETTER
+    return _NOT_SHOWN_WORSE if high >= 0 else _SHOWN_WORSE
+
+
+def _beats_baseline(gate: str, name: str, baselines: BaselineComparison | None) -> GateResult:
+    superiority = gate in _SUPERIORITY_GATES
+    comparison = _LOWER_END_ABOVE if superiority else _UPPER_END_AT_LEAST
+
+    def failed(message: str) -> GateResult:
+        return GateResult(gate, False, None, 0.0, comparison, message)
+
+    if baselines is None:
+        return failed(f"the {name} baseline was not measured; {gate} needs it as evidence")
+    if baselines.unavailable is not None:
+        return failed(f"no {name} baseline to compare with: {baselines.unavailable} ({gate})")
+    if name in baselines.unfitted:
+        return failed(
+            f"the {name} baseline could not be fitted: {baselines.unfitted[name]} ({gate})"
+        )
+    if name not in baselines.margins:
+        return failed(f"the {name} baseline was not fitted; {gate} needs it as evidence")
+    margin = baselines.margins[name]
+    # nan compares false: an undefined margin fails either way
+    passed = bool(margin.low > 0) if superiority else bool(margin.high >= 0)
+    direction = "higher" if baselines.higher_is_better else "lower"
+    message = (
+        f"{baselines.metric} ({direction} is better): model {baselines.model_value:.3f}, "
+        f"{name} {margin.value:.3f}; model better by {margin.margin:+.3f} "
+        f"({baselines.confidence:.0%} paired bootstrap interval "
+        f"{_format_interval(margin.low, margin.high, signed=True)}, n={baselines.n} holdout "
+        f"essays, baseline fitted on {baselines.n_train}) ({gate}); "
+        + _baseline_verdict(margin.low, margin.high, superiority)
+    )
+    return GateResult(
+        gate,
+        passed,
+        margin.margin,
+        0.0,
+        comparison,
+        message,
+        low=margin.low,
+        high=margin.high,
+        interval_level=baselines.confidence,
     )
 
 
@@ -280,16 +447,20 @@ def grade_gates(
     parity: Mapping[str, Any] | None,
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
+    baselines: BaselineComparison | None,
 ) -> list[GateResult]:
-    met = report.metrics
+    met, intervals = report.metrics, report.intervals
     return [
-        _compare("min_qwk", "QWK", met["qwk"], thresholds.min_qwk, ">="),
+        _compare(
+            "min_qwk", "QWK", met["qwk"], thresholds.min_qwk, ">=", interval=intervals.get("qwk")
+        ),
         _compare(
             "min_adjacent_agreement",
             "adjacent agreement",
             met["adjacent_agreement"],
             thresholds.min_adjacent_agreement,
             ">=",
+            interval=intervals.get("adjacent_agreement"),
         ),
         # Binned ECE is biased upwards on small holdouts; gate what exceeds sampling noise.
         _compare(
@@ -307,35 +478,66 @@ def grade_gates(
             thresholds.max_grade_share_difference,
             "<=",
         ),
+        *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
         non_inferiority_gate(champion, thresholds, expected_metric="qwk"),
     ]
 
 
-def reported_quality_gates(
-    report: BandReport | CefrReport,
+def cefr_gates(
+    report: CefrReport,
     thresholds: GateThresholds,
     *,
     parity: Mapping[str, Any] | None,
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
-    champion_metric: str,
+    baselines: BaselineComparison | None,
 ) -> list[GateResult]:
-    """Parity, latency and non-inferiority on ``champion_metric`` for a model whose quality
-    figures (band MAE, CEFR macro-F1 ...) are reported, not held to a floor."""
-    del report  # reported, not gated; kept so every model's call looks alike
+    """CEFR QWK floor, baselines on QWK, parity, latency, non-inferiority on CEFR QWK;
+    macro-F1 is reported, not gated."""
     return [
+        _compare(
+            "min_cefr_qwk",
+            "CEFR QWK",
+            report.metrics["qwk"],
+            thresholds.min_cefr_qwk,
+            ">=",
+            interval=report.intervals.get("qwk"),
+        ),
+        *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
-        non_inferiority_gate(champion, thresholds, expected_metric=champion_metric),
+        non_inferiority_gate(champion, thresholds, expected_metric="qwk"),
     ]
 
 
-band_gates = partial(reported_quality_gates, champion_metric="qwk_half_band")
-"""IELTS band: non-inferiority on QWK over half bands; MAE etc. are only reported."""
-cefr_gates = partial(reported_quality_gates, champion_metric="qwk")
-"""CEFR: non-inferiority on CEFR QWK; macro-F1 and QWK are only reported."""
+def band_gates(
+    report: BandReport,
+    thresholds: GateThresholds,
+    *,
+    parity: Mapping[str, Any] | None,
+    latency: LatencyReport | None,
+    champion: ChampionComparison | None,
+    baselines: BaselineComparison | None,
+) -> list[GateResult]:
+    """IELTS band MAE ceiling, baselines on MAE, parity, latency, non-inferiority on QWK over
+    half bands; RMSE and half-band agreement are reported, not gated."""
+    return [
+        _compare(
+            "max_band_mae",
+            "band MAE",
+            report.metrics["mae"],
+            thresholds.max_band_mae,
+            "<=",
+            " bands",
+            interval=report.intervals.get("mae"),
+        ),
+        *baseline_gates(baselines),
+        *parity_gates(parity, thresholds),
+        *latency_gates(latency, thresholds),
+        non_inferiority_gate(champion, thresholds, expected_metric="qwk_half_band"),
+    ]
 
 
 def skill_gates(
@@ -344,19 +546,32 @@ def skill_gates(
     *,
     parity: Mapping[str, Any] | None,
     champion: ChampionComparison | None,
+    baselines: BaselineComparison | None,
     latency: LatencyReport | None = None,
 ) -> list[GateResult]:
-    """Pearson r with the teachers, parity, non-inferiority. ``latency`` is accepted so every
-    family's gates are called alike, and ignored: it is gated with the per-request models."""
+    """Pearson r with the teachers, ROC AUC, baselines on ROC AUC, parity, non-inferiority.
+    ``latency`` is accepted so every family's gates are called alike, and ignored: it is
+    gated with the per-request models."""
     del latency
+    met, intervals = report.metrics, report.intervals
     return [
         _compare(
             "min_skill_pearson_r",
             f"{report.skill}: Pearson r with mean teacher rating",
-            report.metrics["pearson_r"],
+            met["pearson_r"],
             thresholds.min_skill_pearson_r,
             ">=",
+            interval=intervals.get("pearson_r"),
         ),
+        _compare(
+            "min_skill_roc_auc",
+            f"{report.skill}: ROC AUC of the high-skill label",
+            met["roc_auc"],
+            thresholds.min_skill_roc_auc,
+            ">=",
+            interval=intervals.get("roc_auc"),
+        ),
+        *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         non_inferiority_gate(champion, thresholds),
     ]
@@ -377,18 +592,20 @@ def summarize(results: Sequence[GateResult]) -> tuple[bool, str]:
 
 
 __all__ = [
+    "BAND_GATE_NAMES",
+    "BASELINE_GATES",
+    "CEFR_GATE_NAMES",
     "GRADE_GATE_NAMES",
-    "REPORTED_QUALITY_GATE_NAMES",
     "SKILL_GATE_NAMES",
     "GateResult",
     "GateThresholds",
     "band_gates",
+    "baseline_gates",
     "cefr_gates",
     "grade_gates",
     "latency_gates",
     "non_inferiority_gate",
     "parity_gates",
-    "reported_quality_gates",
     "skill_gates",
     "summarize",
 ]

@@ -325,6 +325,20 @@ def optimise_cutpoints(
     return cuts
 
 
+def describe_cutpoint_objective(objective: str, max_share_gap: float | None) -> str:
+    """What ``optimise_cutpoints(objective=..., max_share_gap=...)`` chose the cut points for,
+    in words a report can print."""
+    if objective not in CUTPOINT_OBJECTIVES:
+        raise ValueError(f"objective must be one of {CUTPOINT_OBJECTIVES}, got {objective!r}")
+    goal = "QWK + adjacent agreement" if objective == "qwk+adjacent" else "QWK"
+    sentence = f"cut points maximise {goal}"
+    if max_share_gap is not None:
+        sentence += (
+            f" with class shares kept within {100 * max_share_gap:g} points of the training shares"
+        )
+    return sentence
+
+
 def fit_cutpoint_sigma(predictions: ArrayLike, y: ArrayLike, cutpoints: ArrayLike) -> float:
     """The noise scale σ that maximises the likelihood of ``y`` under
     P(k) = Φ((c_k − ŷ)/σ) − Φ((c_{k−1} − ŷ)/σ), from out-of-fold predictions ŷ."""

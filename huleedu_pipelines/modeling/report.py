@@ -18,7 +18,9 @@ import numpy as np
 
 from huleedu_pipelines.domain import CEFR_LEVELS
 from huleedu_pipelines.modeling.figures import (
+    INTERVAL_LEVEL,
     BandReport,
+    BaselineComparison,
     CefrReport,
     ChampionComparison,
     GradeReport,
@@ -26,7 +28,8 @@ from huleedu_pipelines.modeling.figures import (
     LatencyReport,
     SkillReport,
 )
-from huleedu_pipelines.modeling.gates import GateResult, summarize
+from huleedu_pipelines.modeling.gates import BASELINE_GATES, GateResult, summarize
+from huleedu_pipelines.modeling.ordinal import describe_cutpoint_objective
 
 _METRIC_NAMES = {
     "qwk": "Quadratic weighted kappa",
@@ -146,21 +149,107 @@ def _per_class_lines(rows: Sequence[Mapping[str, Any]], key: str) -> list[str]:
     )
 
 
+def _gate_interval(gate: GateResult) -> str:
+    if gate.low is None or gate.high is None:
+        return "—"
+    level = f" ({gate.interval_level:.0%})" if gate.interval_level is not None else ""
+    return f"[{_short(gate.low)}, {_short(gate.high)}]{level}"
+
+
 def _gate_lines(gates: Sequence[GateResult]) -> list[str]:
     rows = [
         [
             f"`{g.gate}`",
             _short(g.value) if g.value is not None or not g.passed else "—",
+            _gate_interval(g),
             f"{g.comparison} {_short(g.threshold)}",
             "PASS" if g.passed else "**FAIL**",
             g.message,
         ]
         for g in gates
     ]
-    return _table(["gate", "value", "threshold", "result", "detail"], rows)
+    return _table(["gate", "value", "interval", "threshold", "result", "detail"], rows)
 
 
-def _grade_section(report: GradeReport, oracle_qwk: float | None) -> list[str]:
+def _decision_rule_lines(gates: Sequence[GateResult]) -> list[str]:
+    """How a gated value near its threshold is decided, stated where the gates are."""
+    baseline_levels = {
+        g.interval_level for g in gates if g.gate in BASELINE_GATES and g.interval_level is not None
+    }
+    level = f"{baseline_levels.pop():.0%} " if len(baseline_levels) == 1 else ""
+    return [
+        "How a value near its threshold is decided: a floor (`min_*`, `max_*`) judges the "
+        "point estimate against the threshold. The interval beside it is the "
+        f"{INTERVAL_LEVEL:.0%} percentile bootstrap interval over holdout essays, shown so the "
+        "reader sees how sure the decision is; a value whose interval includes the threshold "
+        "is still decided by the point estimate. The baseline gates judge the "
+        f"{level}paired bootstrap interval of the model's margin over a baseline fitted on the "
+        "training split: `beats_trivial` passes only when its lower end is above zero (the "
+        "holdout shows the model learned something), `not_worse_than_ridge` fails only when "
+        "the whole interval is below zero (the holdout shows the model is worse than ridge; a "
+        "lead over ridge is measured by `bench quality`'s cross-validation, which one holdout "
+        "cannot resolve). Non-inferiority judges the point estimate of the drop against the "
+        "champion; its interval is the drop's.",
+        "",
+    ]
+
+
+def _cutpoint_lines(cutpoints: Mapping[str, Any] | None) -> list[str]:
+    """What the ordinal cut points were chosen to maximise, as the bundle records it."""
+    if not cutpoints:
+        return [
+            "This version's bundle does not record what its cut points optimise (it was "
+            "trained before the objective was recorded).",
+            "",
+        ]
+    gap = cutpoints.get("max_share_gap")
+    sentence = describe_cutpoint_objective(
+        str(cutpoints["objective"]), None if gap is None else float(gap)
+    )
+    fitted_on = cutpoints.get("fitted_on")
+    where = f", chosen on {fitted_on}" if fitted_on else ""
+    return [f"How classes are decided: the {sentence}{where}.", ""]
+
+
+_BASELINE_METRIC_NAMES = {"qwk": "QWK", "mae": "MAE", "roc_auc": "ROC AUC"}
+
+
+def _baseline_section(baselines: BaselineComparison) -> list[str]:
+    metric = _BASELINE_METRIC_NAMES.get(baselines.metric, baselines.metric)
+    lines = ["## Baselines", ""]
+    if baselines.unavailable is not None:
+        return [
+            *lines,
+            f"No baseline was compared: {baselines.unavailable}. The baseline gates fail.",
+            "",
+        ]
+    level = f"{baselines.confidence:.0%}"
+    margin_rule = "model − baseline" if baselines.higher_is_better else "baseline − model"
+    lines += [
+        f"The trivial predictor and ridge on all features were fitted on the "
+        f"{baselines.n_train} essays of the training split and scored on the same "
+        f"{baselines.n} holdout essays as the model. The margin is how much better the model "
+        f"is on {metric} ({margin_rule}), with a {level} paired bootstrap interval; "
+        "`beats_<baseline>` passes when the interval's lower end is above zero.",
+        "",
+    ]
+    rows = [["model", _num(baselines.model_value), "", ""]]
+    for name, margin in baselines.margins.items():
+        interval = (
+            "n/a"
+            if math.isnan(margin.low) or math.isnan(margin.high)
+            else f"[{margin.low:+.3f}, {margin.high:+.3f}]"
+        )
+        rows.append([name, _num(margin.value), f"{margin.margin:+.3f}", interval])
+    for name, reason in baselines.unfitted.items():
+        rows.append([name, "not fitted", reason, ""])
+    lines += _table(["contender", metric, "model better by", f"{level} interval"], rows)
+    return [*lines, ""]
+
+
+def _grade_section(
+    report: GradeReport, oracle_qwk: float | None, cutpoints: Mapping[str, Any] | None
+) -> list[str]:
     met = report.metrics
     lines = ["## Grade model: human–machine agreement", ""]
     qwk_line = (
@@ -171,6 +260,7 @@ def _grade_section(report: GradeReport, oracle_qwk: float | None) -> list[str]:
     if oracle_qwk is not None:
         qwk_line += f"; the best achievable (oracle) QWK on these rows is **{_num(oracle_qwk)}**"
     lines += [qwk_line + ".", ""]
+    lines += _cutpoint_lines(cutpoints)
     keys = [
         "qwk",
         "exact_agreement",
@@ -303,7 +393,7 @@ def _band_section(report: BandReport) -> list[str]:
     ]
 
 
-def _cefr_section(report: CefrReport) -> list[str]:
+def _cefr_section(report: CefrReport, cutpoints: Mapping[str, Any] | None) -> list[str]:
     keys = [
         "qwk",
         "macro_f1",
@@ -318,6 +408,7 @@ def _cefr_section(report: CefrReport) -> list[str]:
     return [
         "## CEFR model",
         "",
+        *_cutpoint_lines(cutpoints),
         *_table(
             ["statistic", "value", "95% CI"], _metric_rows(report.metrics, report.intervals, keys)
         ),
@@ -438,14 +529,18 @@ def render_markdown(
     skills: SkillReport | Sequence[SkillReport] = (),
     latency: LatencyReport | None = None,
     champion: ChampionComparison | Mapping[str, ChampionComparison] | None = None,
+    baselines: BaselineComparison | None = None,
+    cutpoints: Mapping[str, Any] | None = None,
     plots: Mapping[str, Path | str] | None = None,
     relative_to: Path | str | None = None,
     oracle_qwk: float | None = None,
 ) -> str:
     """The validation report as Markdown: verdict and gates first, then the evidence.
 
-    Plot links are written relative to ``relative_to`` (the folder the Markdown will be
-    saved in) when given, otherwise as the paths passed.
+    ``cutpoints`` is what the bundle records about its ordinal cut points (the
+    ``cutpoints`` entry of its info: objective, share gap), stated in the grade and CEFR
+    sections. Plot links are written relative to ``relative_to`` (the folder the Markdown
+    will be saved in) when given, otherwise as the paths passed.
     """
     passed, verdict = summarize(list(gates))
     lines = [
@@ -459,15 +554,18 @@ def render_markdown(
         "",
         *_gate_lines(gates),
         "",
+        *_decision_rule_lines(gates),
     ]
     if grade is not None:
-        lines += _grade_section(grade, oracle_qwk)
+        lines += _grade_section(grade, oracle_qwk, cutpoints)
     if band is not None:
         lines += _band_section(band)
     if cefr is not None:
-        lines += _cefr_section(cefr)
+        lines += _cefr_section(cefr, cutpoints)
     if skills:
         lines += _skill_section([skills] if isinstance(skills, SkillReport) else skills)
+    if baselines is not None:
+        lines += _baseline_section(baselines)
     if latency is not None:
         lines += _latency_section(latency)
     if champion is not None:

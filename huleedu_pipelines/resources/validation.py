@@ -22,6 +22,10 @@ class ValidationResource(dg.ConfigurableResource):
     max_batch50_ms: float
     min_skill_pearson_r: float
     max_qwk_drop: float
+    max_band_mae: float
+    min_cefr_qwk: float
+    min_skill_roc_auc: float
+    baseline_confidence: float
     reports_dir: str
     latent_truth_path: str | None
     """Demo data only: the generator's truth, for the best achievable (oracle) QWK."""

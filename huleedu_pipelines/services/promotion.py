@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,24 @@ import sqlalchemy as sa
 
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
-from huleedu_pipelines.modeling.families import Family, HoldoutEvidence, registered_model
-from huleedu_pipelines.modeling.figures import ChampionComparison, LatencyReport, measure_latency
-from huleedu_pipelines.modeling.gates import GateResult, GateThresholds, summarize
+from huleedu_pipelines.modeling.families import (
+    Family,
+    HoldoutEvidence,
+    RegisteredModel,
+    registered_model,
+)
+from huleedu_pipelines.modeling.figures import (
+    BaselineComparison,
+    ChampionComparison,
+    LatencyReport,
+    measure_latency,
+)
+from huleedu_pipelines.modeling.gates import (
+    BASELINE_GATES,
+    GateResult,
+    GateThresholds,
+    summarize,
+)
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.names import CHAMPION
 from huleedu_pipelines.modeling.report import render_markdown
@@ -116,6 +131,8 @@ class ModelValidation:
     report_path: Path
     champion_version: str | None
     plots: dict[str, Path] = field(default_factory=dict)
+    baselines: BaselineComparison | None = None
+    """The model against the trivial and ridge baselines on the same holdout essays."""
 
     @property
     def passed(self) -> bool:
@@ -147,6 +164,9 @@ class ModelValidation:
                     "value": g.value,
                     "threshold": g.threshold,
                     "comparison": g.comparison,
+                    "low": g.low,
+                    "high": g.high,
+                    "interval_level": g.interval_level,
                     "message": g.message,
                 }
                 for g in self.gates
@@ -170,7 +190,8 @@ def validate_version(
 ) -> ModelValidation:
     """Report and gates for one version on the holdout; writes report.md and plots.
 
-    What is reported, compared with the champion, gated and drawn is the model's family's
+    What is reported, compared with the champion and with the trivial and ridge baselines
+    (fitted on the holdout's training split), gated and drawn is the model's family's
     (`modeling.families`)."""
     from huleedu_pipelines.modeling.plots import write_report_bundle
 
@@ -209,7 +230,23 @@ def validate_version(
             champion_version=champion_version,
             seed=seed,
         )
-    gates = family.gates(report, thresholds, parity=parity, latency=latency, champion=comparison)
+    baselines = compare_with_baselines(
+        model,
+        holdout,
+        evidence,
+        X,
+        high_skill_threshold=high_skill_threshold,
+        confidence=thresholds.baseline_confidence,
+        seed=seed,
+    )
+    gates = family.gates(
+        report,
+        thresholds,
+        parity=parity,
+        latency=latency,
+        champion=comparison,
+        baselines=baselines,
+    )
     plots = family.plots(report, evidence, folder)
     markdown = render_markdown(
         f"{model_name} v{version} — validation report",
@@ -218,6 +255,8 @@ def validate_version(
         gates=gates,
         latency=latency,
         champion=comparison,
+        baselines=baselines,
+        cutpoints=bundle.info.get("cutpoints"),
         plots=plots,
         relative_to=folder,
         oracle_qwk=oracle_qwk if family.reports_oracle_qwk else None,
@@ -233,7 +272,55 @@ def validate_version(
         report_path=report_path,
         champion_version=champion_version,
         plots=plots,
+        baselines=baselines,
     )
+
+
+def compare_with_baselines(
+    model: RegisteredModel,
+    holdout: Holdout,
+    evidence: HoldoutEvidence,
+    X_test: np.ndarray,
+    *,
+    high_skill_threshold: float,
+    confidence: float,
+    seed: int,
+) -> BaselineComparison:
+    """The trivial and ridge baselines fitted on the holdout's training split and scored on
+    its test rows, against the model's predictions there (paired bootstrap over essays).
+
+    With no training rows, or a baseline that cannot be fitted, the comparison says why and
+    the baseline gates fail on it: a missing baseline is never a pass."""
+    family = model.family
+    train = holdout.rows(model.name, high_skill_threshold, "train")
+    if train.is_empty():
+        return BaselineComparison.not_available(
+            family.baseline_metric,
+            f"the holdout's training split has no labelled essays for {model.name}, so no "
+            "baseline could be fitted",
+            n=evidence.rows.height,
+            n_train=0,
+            confidence=confidence,
+        )
+    X_train = feature_matrix(train)
+    ratings = train["rating"].to_numpy() if "rating" in train.columns else None
+    guesses, unfitted = {}, {}
+    for name in BASELINE_GATES.values():
+        try:
+            guesses[name] = family.fit_baseline(
+                name, X_train, train["target"].to_numpy(), X_test, ratings_train=ratings, seed=seed
+            )
+        except (ValueError, np.linalg.LinAlgError) as error:
+            unfitted[name] = f"{error} (on {train.height} training essays)"
+    comparison = family.compare_with_baselines(
+        evidence.y_true,
+        evidence.prediction,
+        guesses,
+        n_train=train.height,
+        confidence=confidence,
+        seed=seed,
+    )
+    return replace(comparison, unfitted=unfitted)
 
 
 # --------------------------------------------------------------------------- validation

@@ -45,6 +45,10 @@ WIRING = [
     ("HULEEDU_GATE_MAX_BATCH50_MS", "9000", ("validation", "max_batch50_ms"), 9000.0),
     ("HULEEDU_GATE_MIN_SKILL_R", "0.3", ("validation", "min_skill_pearson_r"), 0.3),
     ("HULEEDU_GATE_MAX_QWK_DROP", "0.05", ("validation", "max_qwk_drop"), 0.05),
+    ("HULEEDU_GATE_MAX_BAND_MAE", "0.8", ("validation", "max_band_mae"), 0.8),
+    ("HULEEDU_GATE_MIN_CEFR_QWK", "0.55", ("validation", "min_cefr_qwk"), 0.55),
+    ("HULEEDU_GATE_MIN_SKILL_ROC_AUC", "0.6", ("validation", "min_skill_roc_auc"), 0.6),
+    ("HULEEDU_GATE_BASELINE_CONFIDENCE", "0.8", ("validation", "baseline_confidence"), 0.8),
     ("HULEEDU_REVIEW_CONFIDENCE_THRESHOLD", "0.5", ("scoring", "review_confidence_threshold"), 0.5),
     ("HULEEDU_EXPLAIN_SCOPE", "all", ("scoring", "explain_scope"), "all"),
     ("HULEEDU_SHADOW_SCORING", "false", ("scoring", "shadow_scoring"), False),
@@ -103,3 +107,40 @@ def test_every_gate_setting_is_a_gate_threshold_of_the_same_name() -> None:
     }
     assert gate_settings == {field.name for field in dataclasses.fields(GateThresholds)}
     assert Settings.model_construct().gate_thresholds().max_qwk_drop == 0.01
+
+
+def test_new_gate_settings_reach_the_thresholds_the_gates_read(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = Settings.model_construct().gate_thresholds()
+    assert (
+        defaults.max_band_mae,
+        defaults.min_cefr_qwk,
+        defaults.min_skill_roc_auc,
+        defaults.min_skill_pearson_r,
+        defaults.baseline_confidence,
+    ) == (1.0, 0.40, 0.70, 0.50, 0.90)
+    for variable, value in {
+        "HULEEDU_GATE_MAX_BAND_MAE": "0.75",
+        "HULEEDU_GATE_MIN_CEFR_QWK": "0.5",
+        "HULEEDU_GATE_MIN_SKILL_ROC_AUC": "0.8",
+        "HULEEDU_GATE_BASELINE_CONFIDENCE": "0.95",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    thresholds = get_settings().gate_thresholds()
+    assert (
+        thresholds.max_band_mae,
+        thresholds.min_cefr_qwk,
+        thresholds.min_skill_roc_auc,
+        thresholds.baseline_confidence,
+    ) == (0.75, 0.5, 0.8, 0.95)
+    assert build_resources(get_settings())["validation"].thresholds() == thresholds
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5"])
+def test_a_baseline_confidence_outside_0_to_1_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HULEEDU_GATE_BASELINE_CONFIDENCE", value)
+    with pytest.raises(ValueError, match="HULEEDU_GATE_BASELINE_CONFIDENCE"):
+        get_settings()

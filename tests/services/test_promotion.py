@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from fakes import FakeRegistry, tiny_bundle
+from fakes import FakeRegistry, feature_rows, tiny_bundle
 
+from huleedu_pipelines.domain import CEFR_LEVELS
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
-from huleedu_pipelines.modeling.names import CHALLENGER, CHAMPION, GRADE_MODEL
+from huleedu_pipelines.modeling.families import GATE_NAMES
+from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
+from huleedu_pipelines.modeling.names import CEFR_MODEL, CHALLENGER, CHAMPION, GRADE_MODEL
 from huleedu_pipelines.services.promotion import (
     Holdout,
     PromotionError,
@@ -29,10 +33,16 @@ from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import model_promotions, serving_models
 
 
-def _validate(holdout: Holdout, bundle: ModelBundle, policy: ValidationPolicy, champion=None):
-    test = holdout.rows(GRADE_MODEL, policy.high_skill_threshold)
+def _validate(
+    holdout: Holdout,
+    bundle: ModelBundle,
+    policy: ValidationPolicy,
+    champion=None,
+    model_name: str = GRADE_MODEL,
+):
+    test = holdout.rows(model_name, policy.high_skill_threshold)
     return validate_version(
-        model_name=GRADE_MODEL,
+        model_name=model_name,
         version="2",
         bundle=bundle,
         holdout=holdout,
@@ -55,7 +65,7 @@ def test_validate_version_passes_every_gate_on_labels_the_model_predicts(
 ) -> None:
     result = _validate(grade_holdout(grade_bundle), grade_bundle, policy)
 
-    assert result.passed and result.verdict == "all 9 gates passed"
+    assert result.passed and result.verdict == f"all {len(GATE_NAMES['grade'])} gates passed"
     gates = {gate.gate: gate for gate in result.gates}
     assert gates["min_qwk"].value == pytest.approx(1.0)
     assert gates["min_adjacent_agreement"].value == pytest.approx(1.0)
@@ -78,6 +88,123 @@ def test_validate_version_passes_every_gate_on_labels_the_model_predicts(
     assert {g["gate"] for g in json.loads(row["gates"])} == set(gates)
 
 
+def test_the_model_is_compared_with_baselines_fitted_on_the_training_split(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+    result = _validate(holdout, grade_bundle, policy)
+
+    baselines = result.baselines
+    train = holdout.rows(GRADE_MODEL, policy.high_skill_threshold, "train")
+    test = holdout.rows(GRADE_MODEL, policy.high_skill_threshold)
+    assert baselines is not None and baselines.metric == "qwk"
+    assert (baselines.n, baselines.n_train, baselines.confidence) == (
+        test.height,
+        train.height,
+        0.9,
+    )
+    assert baselines.model_value == pytest.approx(1.0)
+    mode = int(np.bincount(train["target"].to_numpy()).argmax())
+    trivial_qwk = quadratic_weighted_kappa(test["target"], np.full(test.height, mode), 8)
+    assert baselines.margins["trivial"].value == trivial_qwk == 0.0
+    assert baselines.margins["trivial"].margin == pytest.approx(1.0)
+    gates = {gate.gate: gate for gate in result.gates}
+    for name in ("beats_trivial", "not_worse_than_ridge"):
+        assert gates[name].passed and gates[name].low > 0, gates[name].message
+        assert f"n={test.height} holdout essays, baseline fitted on {train.height}" in (
+            gates[name].message
+        )
+    report = result.report_path.read_text()
+    assert "## Baselines" in report and "| trivial | 0.000 | +1.000 |" in report
+
+
+def test_the_gates_json_carries_each_interval(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    result = _validate(grade_holdout(grade_bundle, shift=1), grade_bundle, policy)
+    written = {g["gate"]: g for g in json.loads(result.report_row("run-1")["gates"])}
+    gates = {gate.gate: gate for gate in result.gates}
+    for name in ("min_qwk", "min_adjacent_agreement", "beats_trivial", "not_worse_than_ridge"):
+        assert written[name]["low"] == gates[name].low is not None
+        assert written[name]["high"] == gates[name].high is not None
+        assert written[name]["low"] <= written[name]["value"] <= written[name]["high"]
+    assert (
+        written["min_qwk"]["interval_level"],
+        written["not_worse_than_ridge"]["interval_level"],
+    ) == (
+        0.95,
+        0.9,
+    )
+    # Parity and latency are measured, not sampled: no interval to give.
+    assert written["onnx_parity_flipped"]["low"] is None
+    assert written["latency_p95_single"]["high"] is None
+
+
+def test_baseline_gates_fail_when_the_training_split_has_no_rows(
+    policy: ValidationPolicy,
+) -> None:
+    n = 40
+    bundle = tiny_bundle(CEFR_MODEL)
+    features = feature_rows(n)
+    levels = bundle.predict(feature_matrix(features)).labels.astype(np.int64)
+    ids = features["essay_id"].to_list()
+    no_labels = pl.DataFrame({"essay_id": ids})
+    holdout = Holdout(
+        feature_table=features,
+        splits=pl.DataFrame({"essay_id": ids, "group": ids, "split": ["test"] * n}),
+        grade_labels=no_labels,
+        cefr_labels=pl.DataFrame(
+            {
+                "essay_id": ids,
+                "cefr_ordinal": levels,
+                "cefr": [CEFR_LEVELS[level] for level in levels],
+                "ielts_band": [5.0] * n,
+            }
+        ),
+        skill_labels=no_labels,
+        essays=pl.DataFrame({"essay_id": ids, "prompt_id": ["p1"] * n, "source": ["ielts"] * n}),
+    )
+    result = _validate(holdout, bundle, policy, model_name=CEFR_MODEL)
+
+    gates = {gate.gate: gate for gate in result.gates}
+    assert list(gates) == list(GATE_NAMES["cefr"])
+    assert gates["min_cefr_qwk"].passed and gates["min_cefr_qwk"].value == pytest.approx(1.0)
+    reason = (
+        f"the holdout's training split has no labelled essays for {CEFR_MODEL}, so no baseline "
+        "could be fitted"
+    )
+    for name, baseline in (("beats_trivial", "trivial"), ("not_worse_than_ridge", "ridge")):
+        assert not gates[name].passed and gates[name].value is None
+        assert gates[name].message == f"no {baseline} baseline to compare with: {reason} ({name})"
+    assert not result.passed
+    assert f"No baseline was compared: {reason}." in result.report_path.read_text()
+
+
+def test_a_baseline_that_cannot_be_fitted_fails_its_own_gate(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+    train_ids = holdout.splits.filter(pl.col("split") == "train")["essay_id"].to_list()
+    kept = set(train_ids[:2])  # ridge needs three rows; the mode needs one
+    splits = holdout.splits.with_columns(
+        pl.when((pl.col("split") == "train") & ~pl.col("essay_id").is_in(kept))
+        .then(pl.lit("validation"))
+        .otherwise(pl.col("split"))
+        .alias("split")
+    )
+    holdout = Holdout(**{**holdout.__dict__, "splits": splits})
+    result = _validate(holdout, grade_bundle, policy)
+
+    gates = {gate.gate: gate for gate in result.gates}
+    assert gates["beats_trivial"].passed
+    ridge = gates["not_worse_than_ridge"]
+    assert not ridge.passed and ridge.value is None
+    assert ridge.message == (
+        "the ridge baseline could not be fitted: ridge needs at least 3 rows, got 2 (on 2 "
+        "training essays) (not_worse_than_ridge)"
+    )
+
+
 def test_validate_version_fails_the_quality_gates_on_labels_far_from_the_predictions(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
@@ -85,7 +212,8 @@ def test_validate_version_fails_the_quality_gates_on_labels_far_from_the_predict
 
     assert not result.passed
     failed = {gate.gate for gate in result.gates if not gate.passed}
-    assert failed == {"min_qwk", "min_adjacent_agreement"}
+    # Labels four grades from the predictions: worse than the mode and than ridge as well.
+    assert failed == {"min_qwk", "min_adjacent_agreement", "beats_trivial", "not_worse_than_ridge"}
     qwk = next(gate for gate in result.gates if gate.gate == "min_qwk")
     assert qwk.value < policy.thresholds.min_qwk
     assert "min_qwk" in result.verdict

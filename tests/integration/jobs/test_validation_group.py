@@ -6,6 +6,7 @@ the same HULEEDU_GATE_* settings an operator would use; the shuffled-label model
 far below them (QWK near 0 against a floor of 0.5).
 """
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from huleedu_pipelines.cli import app
+from huleedu_pipelines.modeling.families import GATE_NAMES
 from huleedu_pipelines.modeling.names import ALL_MODELS, CHAMPION, GRADE_MODEL
 from huleedu_pipelines.registry import MlflowRegistry, build_registry
 from huleedu_pipelines.settings import get_settings
@@ -52,7 +54,9 @@ def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:
     engine, first, _, _ = lifecycle
     assert first.success
     gates = [c for c in first.get_asset_check_evaluations() if c.check_name.startswith("gate_")]
-    assert len(gates) == 10 and all(gate.passed for gate in gates)
+    every_gate = {gate for names in GATE_NAMES.values() for gate in names}
+    assert {gate.check_name for gate in gates} == {f"gate_{gate}" for gate in every_gate}
+    assert all(gate.passed for gate in gates), [g.description for g in gates if not g.passed]
 
     reports = first.output_for_node("validation_reports")
     assert sorted(reports["model_name"]) == sorted(ALL_MODELS)
@@ -63,6 +67,15 @@ def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:
     grade_report = reports.filter(pl.col("model_name") == GRADE_MODEL)["report_uri"][0]
     grade_text = Path(grade_report).read_text()
     assert "best achievable (oracle) QWK" in grade_text
+    assert "## Baselines" in grade_text and "| ridge |" in grade_text
+    assert (
+        "the cut points maximise QWK + adjacent agreement with class shares kept within 3 "
+        "points of the training shares"
+    ) in grade_text
+    for row in reports.iter_rows(named=True):
+        for gate in json.loads(row["gates"]):
+            if gate["gate"] in ("beats_trivial", "not_worse_than_ridge"):
+                assert gate["passed"] and gate["low"] > 0, (row["model_name"], gate["message"])
 
     promoted = first.output_for_node("promoted_models")
     assert set(promoted["action"]) == {"promoted"}

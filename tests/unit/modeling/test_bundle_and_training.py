@@ -84,6 +84,16 @@ def test_ordinal_training_is_reproducible_and_learns(ordinal_data) -> None:
     mse = first.info["oof_mse_by_blend_weight"]
     assert mse[f"{first.info['blend_weight']:g}"] == min(mse.values())
     assert len(first.decoding["cutpoints"]) == 7
+    # What the cut points optimise is recorded with them, for the validation report.
+    assert first.info["cutpoints"] == {
+        "objective": "qwk+adjacent",
+        "max_share_gap": 0.03,
+        "fitted_on": "out-of-fold predictions of the training and validation rows",
+    }
+    assert first.info["cutpoints_objective"] == (
+        "cut points maximise QWK + adjacent agreement with class shares kept within 3 points "
+        "of the training shares"
+    )
     prediction = first.predict(ordinal_data.X_test)
     assert quadratic_weighted_kappa(ordinal_data.y_test, prediction.labels, 8) > 0.6
     np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-9)

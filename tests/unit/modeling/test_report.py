@@ -10,10 +10,12 @@ from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.modeling import metrics as m
 from huleedu_pipelines.modeling import plots
 from huleedu_pipelines.modeling.figures import (
+    BaselineComparison,
     GradeReport,
     LatencyReport,
     band_report,
     cefr_report,
+    compare_with_baselines,
     compare_with_champion,
     grade_report,
     measure_latency,
@@ -332,7 +334,24 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         n_boot=20,
     )
     parity = {"share_rows_over_tol": 0.5, "share_rows_flipped": 0.0, "max_abs_diff": 0.02}
-    gates = grade_gates(report, THRESHOLDS, parity=parity, latency=latency, champion=champion)
+    rng = np.random.default_rng(3)
+    baselines = compare_with_baselines(
+        data["y_true"],
+        data["y_pred"],
+        {
+            "trivial": np.full(data["y_true"].size, 4),
+            "ridge": np.clip(data["y_pred"] + rng.integers(-2, 3, data["y_true"].size), 0, K - 1),
+        },
+        metric="qwk",
+        n_classes=K,
+        n_train=900,
+        confidence=0.9,
+        seed=0,
+        n_boot=N_BOOT,
+    )
+    gates = grade_gates(
+        report, THRESHOLDS, parity=parity, latency=latency, champion=champion, baselines=baselines
+    )
     figure_dir = tmp_path / "report"
     plot_paths = {"Confusion matrix": figure_dir / "grade_confusion.png"}
     text = render_markdown(
@@ -343,6 +362,8 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         grade=report,
         latency=latency,
         champion=champion,
+        baselines=baselines,
+        cutpoints={"objective": "qwk+adjacent", "max_share_gap": 0.03, "fitted_on": "oof rows"},
         plots=plot_paths,
         relative_to=figure_dir,
         oracle_qwk=0.93,
@@ -353,7 +374,7 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
     assert verdict.startswith("**Verdict: FAIL**")
     assert "onnx_parity_over_tolerance" in verdict
     assert text.index("## Gates") < text.index("## Grade model")
-    assert "| gate | value | threshold | result | detail |" in text
+    assert "| gate | value | interval | threshold | result | detail |" in text
     for gate in gates:
         assert f"`{gate.gate}`" in text
     for key in report.metrics:
@@ -369,7 +390,48 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         assert heading in text
     assert "max \\|Δp\\|" in text  # pipes inside a cell are escaped
     table_rows = [line for line in lines if line.startswith("| `onnx_parity_over")]
-    assert table_rows and table_rows[0].count(" | ") == 4
+    assert table_rows and table_rows[0].count(" | ") == 5
+    # Every gated value with an interval shows it beside the value, with its level.
+    low, high = report.intervals["qwk"]
+    qwk_row = next(line for line in lines if line.startswith("| `min_qwk`"))
+    assert f"| {report.metrics['qwk']:.4g} | [{low:.4g}, {high:.4g}] (95%) | >= 0.7 |" in qwk_row
+    ridge = baselines.margins["ridge"]
+    ridge_row = next(line for line in lines if line.startswith("| `not_worse_than_ridge`"))
+    assert f"| [{ridge.low:.4g}, {ridge.high:.4g}] (90%) | interval high >= 0 |" in ridge_row
+    # The gate section says how a value near its threshold is decided.
+    assert "a floor (`min_*`, `max_*`) judges the point estimate" in text
+    assert "judge the 90% paired bootstrap interval" in text
+    # Baselines: model, trivial and ridge on the gated metric, the margin with its interval.
+    assert text.index("## Baselines") > text.index("## Grade model")
+    assert "| contender | QWK | model better by | 90% interval |" in text
+    assert f"| model | {baselines.model_value:.3f} |  |  |" in text
+    trivial = baselines.margins["trivial"]
+    assert (
+        f"| trivial | {trivial.value:.3f} | {trivial.margin:+.3f} | "
+        f"[{trivial.low:+.3f}, {trivial.high:+.3f}] |"
+    ) in text
+    assert "fitted on the 900 essays of the training split" in text
+    # What the cut points optimise, read from the bundle's record.
+    assert (
+        "How classes are decided: the cut points maximise QWK + adjacent agreement with class "
+        "shares kept within 3 points of the training shares, chosen on oof rows."
+    ) in text
+
+
+def test_markdown_says_when_baselines_or_the_cutpoint_objective_are_missing(
+    report: GradeReport,
+) -> None:
+    reason = "the holdout's training split has no labelled essays for huleedu-grade-sv"
+    text = render_markdown(
+        "Grade",
+        model_name="huleedu-grade-sv",
+        model_version="1",
+        gates=[],
+        grade=report,
+        baselines=BaselineComparison.not_available("qwk", reason, n=300, n_train=0, confidence=0.9),
+    )
+    assert f"No baseline was compared: {reason}. The baseline gates fail." in text
+    assert "does not record what its cut points optimise" in text
 
 
 def test_markdown_for_band_cefr_and_skills_without_a_champion() -> None:
