@@ -1,22 +1,25 @@
-"""Group `features`: handcrafted text features, sentence embeddings and CJ features, joined
-into `feature_table`. Text features and embeddings are computed once per essay content and
-feature version; re-materializing recomputes only essays whose text changed."""
+"""Group `features`: handcrafted text features, discourse features, sentence embeddings and CJ
+features, joined into `feature_table`. Text, discourse features and embeddings are computed
+once per essay content and feature version; re-materializing recomputes only essays whose text
+changed."""
 
 import dagster as dg
 import polars as pl
 
 from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
 from huleedu_pipelines.features.build import (
-    CJ_FEATURE_COLUMNS,
     EMBEDDING_COLUMNS,
+    MODEL_FEATURE_COLUMNS,
     assemble_feature_table,
+    cached_discourse_features,
     cached_embeddings,
     cached_text_features,
     cj_feature_frame,
     feature_version,
 )
+from huleedu_pipelines.features.discourse import DISCOURSE_FEATURES
 from huleedu_pipelines.features.store import CONTENT_HASH, with_content_hash
-from huleedu_pipelines.features.text import TEXT_FEATURES
+from huleedu_pipelines.features.text import TEXT_FEATURES, FeatureSpec
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
 
 GROUP = "features"
@@ -26,6 +29,15 @@ def _cache_metadata(computed: int, reused: int) -> dict:
     return {
         "computed_essays": dg.MetadataValue.int(computed),
         "reused_from_cache": dg.MetadataValue.int(reused),
+    }
+
+
+def _definitions(specs: tuple[FeatureSpec, ...]) -> dict:
+    rows = "\n".join(f"| {spec.name} | {spec.definition} | {spec.unit} |" for spec in specs)
+    return {
+        "feature_definitions": dg.MetadataValue.md(
+            "| feature | definition | unit |\n|---|---|---|\n" + rows
+        )
     }
 
 
@@ -45,18 +57,33 @@ def text_features(
     result = cached_text_features(keyed, feature_store.root)
     context.log.info(f"text features: {result.computed} computed, {result.reused} reused")
     frame = _per_essay(keyed, result.frame)
-    definitions = "\n".join(
-        f"| {spec.name} | {spec.definition} | {spec.unit} |" for spec in TEXT_FEATURES
-    )
     return dg.Output(
         frame,
         metadata=frame_metadata(frame)
         | _cache_metadata(result.computed, result.reused)
-        | {
-            "feature_definitions": dg.MetadataValue.md(
-                "| feature | definition | unit |\n|---|---|---|\n" + definitions
-            )
-        },
+        | _definitions(TEXT_FEATURES),
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)
+def discourse_features(
+    context: dg.AssetExecutionContext,
+    raw_essays: pl.DataFrame,
+    feature_store: FeatureStoreResource,
+    embedder: EmbedderResource,
+) -> dg.Output[pl.DataFrame]:
+    """Relevance to the prompt, cohesion between sentences and paragraphs, repetition and a
+    conclusion signal per essay, from sentence embeddings; definitions in
+    `features/discourse.py`."""
+    keyed = with_content_hash(raw_essays)
+    result = cached_discourse_features(keyed, feature_store.root, embedder.embedder())
+    context.log.info(f"discourse features: {result.computed} computed, {result.reused} reused")
+    frame = _per_essay(keyed, result.frame)
+    return dg.Output(
+        frame,
+        metadata=frame_metadata(frame)
+        | _cache_metadata(result.computed, result.reused)
+        | _definitions(DISCOURSE_FEATURES),
     )
 
 
@@ -103,6 +130,7 @@ def cj_features(raw_essays: pl.DataFrame, cj_comparisons: pl.DataFrame) -> dg.Ou
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, owners=OWNERS)
 def feature_table(
     text_features: pl.DataFrame,
+    discourse_features: pl.DataFrame,
     essay_embeddings: pl.DataFrame,
     cj_features: pl.DataFrame,
     embedder: EmbedderResource,
@@ -113,6 +141,7 @@ def feature_table(
     table = assemble_feature_table(
         text_features.select("essay_id", CONTENT_HASH),
         text_features.drop("essay_id").unique(CONTENT_HASH, keep="first"),
+        discourse_features.drop("essay_id").unique(CONTENT_HASH, keep="first"),
         essay_embeddings.drop("essay_id").unique(CONTENT_HASH, keep="first"),
         cj_features,
         version,
@@ -124,8 +153,6 @@ def feature_table(
         | {
             "dagster/row_count": dg.MetadataValue.int(table.height),
             "feature_version": dg.MetadataValue.text(version),
-            "feature_columns": dg.MetadataValue.int(
-                len(TEXT_FEATURES) + len(CJ_FEATURE_COLUMNS) + len(EMBEDDING_COLUMNS)
-            ),
+            "feature_columns": dg.MetadataValue.int(len(MODEL_FEATURE_COLUMNS)),
         },
     )
