@@ -18,7 +18,7 @@ from huleedu_pipelines.features.build import (
     feature_version,
 )
 from huleedu_pipelines.features.discourse import DISCOURSE_FEATURES
-from huleedu_pipelines.features.store import CONTENT_HASH, with_content_hash
+from huleedu_pipelines.features.store import CONTENT_HASH, CachedResult, with_content_hash
 from huleedu_pipelines.features.text import TEXT_FEATURES, FeatureSpec
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
 
@@ -32,18 +32,29 @@ def _cache_metadata(computed: int, reused: int) -> dict:
     }
 
 
-def _definitions(specs: tuple[FeatureSpec, ...]) -> dict:
-    rows = "\n".join(f"| {spec.name} | {spec.definition} | {spec.unit} |" for spec in specs)
-    return {
-        "feature_definitions": dg.MetadataValue.md(
-            "| feature | definition | unit |\n|---|---|---|\n" + rows
-        )
-    }
-
-
 def _per_essay(keyed: pl.DataFrame, by_hash: pl.DataFrame) -> pl.DataFrame:
     return keyed.select("essay_id", CONTENT_HASH).join(
         by_hash, on=CONTENT_HASH, how="left", maintain_order="left"
+    )
+
+
+def _documented_output(
+    context: dg.AssetExecutionContext,
+    label: str,
+    keyed: pl.DataFrame,
+    result: CachedResult,
+    specs: tuple[FeatureSpec, ...],
+) -> dg.Output[pl.DataFrame]:
+    """Cached features per essay, with cache counts and the features' definitions table."""
+    context.log.info(f"{label}: {result.computed} computed, {result.reused} reused")
+    frame = _per_essay(keyed, result.frame)
+    rows = "\n".join(f"| {spec.name} | {spec.definition} | {spec.unit} |" for spec in specs)
+    definitions = "| feature | definition | unit |\n|---|---|---|\n" + rows
+    return dg.Output(
+        frame,
+        metadata=frame_metadata(frame)
+        | _cache_metadata(result.computed, result.reused)
+        | {"feature_definitions": dg.MetadataValue.md(definitions)},
     )
 
 
@@ -55,14 +66,7 @@ def text_features(
     relevance); definitions and units are in `features/text.py`."""
     keyed = with_content_hash(raw_essays)
     result = cached_text_features(keyed, feature_store.root)
-    context.log.info(f"text features: {result.computed} computed, {result.reused} reused")
-    frame = _per_essay(keyed, result.frame)
-    return dg.Output(
-        frame,
-        metadata=frame_metadata(frame)
-        | _cache_metadata(result.computed, result.reused)
-        | _definitions(TEXT_FEATURES),
-    )
+    return _documented_output(context, "text features", keyed, result, TEXT_FEATURES)
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)
@@ -77,14 +81,7 @@ def discourse_features(
     `features/discourse.py`."""
     keyed = with_content_hash(raw_essays)
     result = cached_discourse_features(keyed, feature_store.root, embedder.embedder())
-    context.log.info(f"discourse features: {result.computed} computed, {result.reused} reused")
-    frame = _per_essay(keyed, result.frame)
-    return dg.Output(
-        frame,
-        metadata=frame_metadata(frame)
-        | _cache_metadata(result.computed, result.reused)
-        | _definitions(DISCOURSE_FEATURES),
-    )
+    return _documented_output(context, "discourse features", keyed, result, DISCOURSE_FEATURES)
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)

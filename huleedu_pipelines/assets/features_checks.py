@@ -12,17 +12,33 @@ from huleedu_pipelines.features.build import (
 )
 
 EMBEDDING_NORM_RANGE = (0.99, 1.01)
+PROMPT_COLUMNS = ("prompt_coverage", "prompt_jaccard", "prompt_cosine", "prompt_similarity")
+"""Features defined only for essays with a prompt."""
+
+
+def _null_by_design(feature_table: pl.DataFrame) -> dict[str, str]:
+    """Columns that may be entirely null because the data cannot support them, and why."""
+    reasons: dict[str, str] = {}
+    if feature_table.height == 0:
+        return reasons
+    if int(feature_table["cj_has_data"].sum()) == 0:
+        reasons |= dict.fromkeys(CJ_FEATURE_COLUMNS, "no essay has CJ comparisons")
+    if all(feature_table[name].null_count() == feature_table.height for name in PROMPT_COLUMNS):
+        reasons |= dict.fromkeys(PROMPT_COLUMNS, "no essay has a prompt text")
+    if (feature_table["paragraph_count"].max() or 0) < 2:
+        reasons["adjacent_paragraph_similarity"] = "no essay has two paragraphs"
+    return reasons
 
 
 @dg.asset_check(asset=feature_table, blocking=True)
 def check_feature_table_values(feature_table: pl.DataFrame) -> dg.AssetCheckResult:
     """No feature column is entirely null and no value is infinite.
 
-    CJ columns may be entirely null only when no essay has CJ data at all (e.g. an IELTS
-    import): then `cj_has_data` is 0 everywhere and says why.
+    A column may be entirely null only when the data cannot support it, and the metadata says
+    why: CJ columns when no essay has CJ data (e.g. an IELTS import), prompt features when no
+    essay has a prompt, paragraph similarity when every essay is one paragraph.
     """
-    has_cj = feature_table.height > 0 and int(feature_table["cj_has_data"].sum()) > 0
-    exempt = set() if has_cj else set(CJ_FEATURE_COLUMNS)
+    exempt = _null_by_design(feature_table)
     all_null = [
         name
         for name in MODEL_FEATURE_COLUMNS
@@ -42,6 +58,7 @@ def check_feature_table_values(feature_table: pl.DataFrame) -> dg.AssetCheckResu
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "entirely_null_columns": dg.MetadataValue.json(all_null),
+            "null_by_design": dg.MetadataValue.json(exempt),
             "infinite_values_by_column": dg.MetadataValue.json(infinite),
             "rows": feature_table.height,
         },
