@@ -1,7 +1,6 @@
-"""Group `features`: handcrafted text features, discourse features, sentence embeddings and CJ
-features, joined into `feature_table`. Text, discourse features and embeddings are computed
-once per essay content and feature version; re-materializing recomputes only essays whose text
-changed."""
+"""Group `features`: handcrafted text features, sentence embeddings and CJ features, joined
+into `feature_table`. Text features and embeddings are computed once per essay content and
+feature version; re-materializing recomputes only essays whose text changed."""
 
 import dagster as dg
 import polars as pl
@@ -11,13 +10,11 @@ from huleedu_pipelines.features.build import (
     EMBEDDING_COLUMNS,
     MODEL_FEATURE_COLUMNS,
     assemble_feature_table,
-    cached_discourse_features,
     cached_embeddings,
     cached_text_features,
     cj_feature_frame,
     feature_version,
 )
-from huleedu_pipelines.features.discourse import DISCOURSE_FEATURES
 from huleedu_pipelines.features.store import CONTENT_HASH, CachedResult, with_content_hash
 from huleedu_pipelines.features.text import TEXT_FEATURES, FeatureSpec
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
@@ -70,21 +67,6 @@ def text_features(
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)
-def discourse_features(
-    context: dg.AssetExecutionContext,
-    raw_essays: pl.DataFrame,
-    feature_store: FeatureStoreResource,
-    embedder: EmbedderResource,
-) -> dg.Output[pl.DataFrame]:
-    """Relevance to the prompt, cohesion between sentences and paragraphs, repetition and a
-    conclusion signal per essay, from sentence embeddings; definitions in
-    `features/discourse.py`."""
-    keyed = with_content_hash(raw_essays)
-    result = cached_discourse_features(keyed, feature_store.root, embedder.embedder())
-    return _documented_output(context, "discourse features", keyed, result, DISCOURSE_FEATURES)
-
-
-@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)
 def essay_embeddings(
     context: dg.AssetExecutionContext,
     raw_essays: pl.DataFrame,
@@ -127,7 +109,6 @@ def cj_features(raw_essays: pl.DataFrame, cj_comparisons: pl.DataFrame) -> dg.Ou
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, owners=OWNERS)
 def feature_table(
     text_features: pl.DataFrame,
-    discourse_features: pl.DataFrame,
     essay_embeddings: pl.DataFrame,
     cj_features: pl.DataFrame,
     embedder: EmbedderResource,
@@ -138,7 +119,6 @@ def feature_table(
     table = assemble_feature_table(
         text_features.select("essay_id", CONTENT_HASH),
         text_features.drop("essay_id").unique(CONTENT_HASH, keep="first"),
-        discourse_features.drop("essay_id").unique(CONTENT_HASH, keep="first"),
         essay_embeddings.drop("essay_id").unique(CONTENT_HASH, keep="first"),
         cj_features,
         version,

@@ -12,7 +12,7 @@ from huleedu_pipelines.features.build import (
 )
 
 EMBEDDING_NORM_RANGE = (0.99, 1.01)
-PROMPT_COLUMNS = ("prompt_coverage", "prompt_jaccard", "prompt_cosine", "prompt_similarity")
+PROMPT_COLUMNS = ("prompt_coverage", "prompt_jaccard", "prompt_cosine")
 """Features defined only for essays with a prompt."""
 
 
@@ -25,8 +25,6 @@ def _null_by_design(feature_table: pl.DataFrame) -> dict[str, str]:
         reasons |= dict.fromkeys(CJ_FEATURE_COLUMNS, "no essay has CJ comparisons")
     if all(feature_table[name].null_count() == feature_table.height for name in PROMPT_COLUMNS):
         reasons |= dict.fromkeys(PROMPT_COLUMNS, "no essay has a prompt text")
-    if (feature_table["paragraph_count"].max() or 0) < 2:
-        reasons["adjacent_paragraph_similarity"] = "no essay has two paragraphs"
     return reasons
 
 
@@ -36,7 +34,7 @@ def check_feature_table_values(feature_table: pl.DataFrame) -> dg.AssetCheckResu
 
     A column may be entirely null only when the data cannot support it, and the metadata says
     why: CJ columns when no essay has CJ data (e.g. an IELTS import), prompt features when no
-    essay has a prompt, paragraph similarity when every essay is one paragraph.
+    essay has a prompt.
     """
     exempt = _null_by_design(feature_table)
     all_null = [

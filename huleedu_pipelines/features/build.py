@@ -1,7 +1,6 @@
 """The one feature path: training assets and nightly inference both go through here.
 
-`build_features` = cached text features + cached discourse features + cached embeddings + CJ
-features, assembled into one
+`build_features` = cached text features + cached embeddings + CJ features, assembled into one
 row per essay with the feature version and a per-row `feature_hash` (what the row's features
 depend on: a changed hash means the essay must be scored again).
 """
@@ -21,11 +20,6 @@ from huleedu_pipelines.features.bradley_terry import (
     attach_cj_features,
     cj_features,
 )
-from huleedu_pipelines.features.discourse import (
-    DISCOURSE_FEATURE_COLUMNS,
-    compute_discourse_features,
-    discourse_feature_version,
-)
 from huleedu_pipelines.features.embeddings import EMBEDDING_DIM, SentenceEmbedder
 from huleedu_pipelines.features.store import (
     CONTENT_HASH,
@@ -44,7 +38,6 @@ EMBEDDING_COLUMNS: tuple[str, ...] = tuple(f"emb_{i:03d}" for i in range(EMBEDDI
 TEXT_FEATURE_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in TEXT_FEATURES)
 MODEL_FEATURE_COLUMNS: tuple[str, ...] = (
     *TEXT_FEATURE_COLUMNS,
-    *DISCOURSE_FEATURE_COLUMNS,
     *CJ_FEATURE_COLUMNS,
     *EMBEDDING_COLUMNS,
 )
@@ -59,10 +52,7 @@ def feature_matrix(frame: pl.DataFrame) -> np.ndarray:
 
 
 def feature_version(embedder: SentenceEmbedder) -> str:
-    return (
-        f"text={TEXT_FEATURE_VERSION};discourse={discourse_feature_version(embedder)};"
-        f"emb={embedder.version};cj={CJ_FEATURE_VERSION}"
-    )
+    return f"text={TEXT_FEATURE_VERSION};emb={embedder.version};cj={CJ_FEATURE_VERSION}"
 
 
 def cached_text_features(essays: pl.DataFrame, cache_root: Path) -> CachedResult:
@@ -71,20 +61,6 @@ def cached_text_features(essays: pl.DataFrame, cache_root: Path) -> CachedResult
     return cache.get_or_compute(
         essays,
         lambda rows: compute_text_features(rows["text"].to_list(), rows["prompt_text"].to_list()),
-    )
-
-
-def cached_discourse_features(
-    essays: pl.DataFrame, cache_root: Path, embedder: SentenceEmbedder
-) -> CachedResult:
-    """Discourse features per distinct content hash; `essays` needs text, prompt_text,
-    content_hash."""
-    cache = FeatureCache(cache_root, "discourse", discourse_feature_version(embedder))
-    return cache.get_or_compute(
-        essays,
-        lambda rows: compute_discourse_features(
-            rows["text"].to_list(), rows["prompt_text"].to_list(), embedder
-        ),
     )
 
 
@@ -123,20 +99,18 @@ def _row_hashes(version: str, frame: pl.DataFrame) -> list[str]:
 def assemble_feature_table(
     essays: pl.DataFrame,
     text: pl.DataFrame,
-    discourse: pl.DataFrame,
     embeddings: pl.DataFrame,
     cj: pl.DataFrame,
     version: str,
 ) -> pl.DataFrame:
     """One row per essay: ids, the model's feature columns, `feature_version`, `feature_hash`.
 
-    `essays` has essay_id and content_hash; `text`, `discourse` and `embeddings` are keyed by
-    content_hash; `cj` by essay_id.
+    `essays` has essay_id and content_hash; `text` and `embeddings` are keyed by content_hash;
+    `cj` by essay_id.
     """
     table = (
         essays.select("essay_id", CONTENT_HASH)
         .join(text, on=CONTENT_HASH, how="left", maintain_order="left")
-        .join(discourse, on=CONTENT_HASH, how="left", maintain_order="left")
         .join(embeddings, on=CONTENT_HASH, how="left", maintain_order="left")
         .join(cj, on="essay_id", how="left", maintain_order="left")
     )
@@ -188,10 +162,9 @@ def build_features(
     """Features for `essays` (essay_id, text, prompt_text) from the compute-once caches."""
     keyed = with_content_hash(essays)
     text = cached_text_features(keyed, cache_root)
-    discourse = cached_discourse_features(keyed, cache_root, embedder)
     embeddings = cached_embeddings(keyed, cache_root, embedder, progress)
     cj = cj_feature_frame(keyed["essay_id"], comparisons)
     table = assemble_feature_table(
-        keyed, text.frame, discourse.frame, embeddings.frame, cj, feature_version(embedder)
+        keyed, text.frame, embeddings.frame, cj, feature_version(embedder)
     )
     return FeatureBuild(table, text.computed, text.reused, embeddings.computed, embeddings.reused)

@@ -86,20 +86,6 @@ DISCOURSE_MARKERS: tuple[str, ...] = (
 )
 """Organisational markers: sequencing, exemplification, stance and conclusion."""
 
-CONCLUSION_MARKERS: tuple[str, ...] = (
-    "in conclusion",
-    "to conclude",
-    "to sum up",
-    "to summarise",
-    "to summarize",
-    "in summary",
-    "in short",
-    "all in all",
-    "overall",
-    "in the end",
-)
-"""Phrases that open a conclusion; looked for in an essay's closing sentences."""
-
 SUBORDINATORS: tuple[str, ...] = (
     "although",
     "though",

@@ -344,18 +344,6 @@ def _segment(text: str) -> list[list[list[str]]]:
     return paragraphs
 
 
-def sentences_of(text: str) -> list[list[str]]:
-    """Paragraphs of sentences as written (stripped), read as every feature here reads them."""
-    text = _normalise(text)
-    find_words = (_ASCII_WORD_RE if text.isascii() else _WORD_RE).findall
-    paragraphs = []
-    for line in text.split("\n"):
-        sentences = [chunk.strip() for chunk in _SENTENCE_BREAK_RE.split(line) if find_words(chunk)]
-        if sentences:
-            paragraphs.append(sentences)
-    return paragraphs
-
-
 # --- regular expressions counted over the whole text (valid in Python re and in Rust regex) ---
 
 

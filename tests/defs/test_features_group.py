@@ -43,8 +43,8 @@ def test_features_are_computed_once_and_shared_with_inference(
     )
     first = materialize_groups(url, "ingest", "features")
     assert first.success
-    for asset in ("text_features", "discourse_features", "essay_embeddings"):
-        assert metadata_of(first, asset)["computed_essays"] == N_ESSAYS, asset
+    assert metadata_of(first, "text_features")["computed_essays"] == N_ESSAYS
+    assert metadata_of(first, "essay_embeddings")["computed_essays"] == N_ESSAYS
     before = first.output_for_node("feature_table")
     assert before.height == N_ESSAYS
     assert before.select(MODEL_FEATURE_COLUMNS).columns == list(MODEL_FEATURE_COLUMNS)
@@ -62,7 +62,7 @@ def test_features_are_computed_once_and_shared_with_inference(
                 )
             )
     second = materialize_groups(url, "ingest", "features")
-    for asset in ("text_features", "discourse_features", "essay_embeddings"):
+    for asset in ("text_features", "essay_embeddings"):
         meta = metadata_of(second, asset)
         assert (meta["computed_essays"], meta["reused_from_cache"]) == (
             len(changed),
