@@ -1,0 +1,78 @@
+"""The anti-gaming check on small essays, with a word-count featurizer standing in for the
+feature path (the full path is exercised by the validation integration tests)."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from huleedu_pipelines.domain.gaming import OFF_TOPIC_PASSAGE, PERTURBATIONS
+from huleedu_pipelines.services.gaming import build_gamed_features, gaming_report
+
+ESSAYS = pl.DataFrame(
+    {
+        "essay_id": [f"e{i}" for i in range(6)],
+        "text": [
+            " ".join(["Uniforms help pupils focus."] * (i + 2)) + "\nIn conclusion, yes."
+            for i in range(6)
+        ],
+        "prompt_text": ["Should pupils wear uniforms?"] * 6,
+        "prompt_id": ["uniforms"] * 6,
+    }
+)
+CJ = ("cj_ability",)
+
+
+def featurize(rows: pl.DataFrame) -> pl.DataFrame:
+    """Word count, the share of distinct words, and a CJ column the copies must not keep."""
+    words = [text.lower().split() for text in rows["text"].to_list()]
+    return pl.DataFrame(
+        {
+            "essay_id": rows["essay_id"],
+            "word_count": [float(len(w)) for w in words],
+            "distinct_share": [len(set(w)) / len(w) for w in words],
+            "cj_ability": [-99.0] * rows.height,
+        }
+    )
+
+
+def original_rows() -> pl.DataFrame:
+    rows = featurize(ESSAYS)
+    return rows.with_columns(pl.Series("cj_ability", np.arange(6, dtype=np.float64)))
+
+
+def test_copies_keep_the_originals_cj_features_and_their_order() -> None:
+    features = build_gamed_features(ESSAYS, original_rows().reverse(), featurize, CJ, seed=1)
+    assert set(features.gamed) == set(PERTURBATIONS)
+    assert features.original["essay_id"].to_list() == sorted(ESSAYS["essay_id"].to_list())
+    for rows in features.gamed.values():
+        assert rows["essay_id"].to_list() == features.original["essay_id"].to_list()
+        assert rows["cj_ability"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    padded = features.gamed["repeat_paragraph"]["word_count"].to_numpy()
+    assert np.all(padded >= 2 * features.original["word_count"].to_numpy())
+
+
+def test_a_single_prompt_borrows_the_fixed_off_topic_passage() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    added = features.gamed["append_off_topic"]["word_count"] - features.original["word_count"]
+    assert added.to_list() == [float(len(OFF_TOPIC_PASSAGE.split()))] * 6
+
+
+def test_a_length_rewarding_model_rises_under_padding_and_a_length_blind_one_does_not() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    by_length = gaming_report(lambda rows: rows["word_count"].to_numpy(), features, 0.25)
+    effects = {e.perturbation: e for e in by_length.effects}
+    assert effects["repeat_paragraph"].share_risen == 1.0
+    assert effects["shuffle_sentences"].share_risen == 0.0  # same words, same count
+    spread = float(np.std(features.original["word_count"].to_numpy()))
+    assert by_length.tolerance == pytest.approx(0.25 * spread)
+    assert effects["repeat_paragraph"].quantiles[2] == pytest.approx(
+        float(
+            np.median(
+                features.gamed["repeat_paragraph"]["word_count"] - features.original["word_count"]
+            )
+        )
+    )
+
+    by_variety = gaming_report(lambda rows: rows["distinct_share"].to_numpy(), features, 0.25)
+    lowered = {e.perturbation: e for e in by_variety.effects}["repeat_paragraph"]
+    assert lowered.share_risen == 0.0 and lowered.mean_change < 0  # padding lowers it
