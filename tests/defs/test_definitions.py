@@ -17,7 +17,6 @@ EXPECTED_GROUPS = {
     "cefr_labels": "labels",
     "skill_labels": "labels",
     "text_features": "features",
-    "discourse_features": "features",
     "essay_embeddings": "features",
     "cj_features": "features",
     "feature_table": "features",

@@ -74,8 +74,10 @@ def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:
     ) in grade_text
     for row in reports.iter_rows(named=True):
         for gate in json.loads(row["gates"]):
-            if gate["gate"] in ("beats_trivial", "not_worse_than_ridge"):
+            if gate["gate"] == "beats_trivial":
                 assert gate["passed"] and gate["low"] > 0, (row["model_name"], gate["message"])
+            if gate["gate"] == "not_worse_than_ridge":
+                assert gate["passed"] and gate["high"] >= 0, (row["model_name"], gate["message"])
 
     promoted = first.output_for_node("promoted_models")
     assert set(promoted["action"]) == {"promoted"}
