@@ -190,7 +190,12 @@ def _naive_scoring(
     from sqlalchemy.orm import Session, registry
 
     from huleedu_pipelines.features.build import feature_matrix
-    from huleedu_pipelines.services.scoring import grade_frame, grade_targets, skill_frame
+    from huleedu_pipelines.services.scoring import (
+        ChunkPredictions,
+        grade_frame,
+        grade_targets,
+        skill_frame,
+    )
     from huleedu_pipelines.warehouse.tables import essay_grade_predictions, skill_assessments
 
     class SkillAssessment:
@@ -228,6 +233,7 @@ def _naive_scoring(
             for index in range(features.height):
                 row = features[index : index + 1]
                 X = feature_matrix(row)
+                predict = ChunkPredictions(X, timings)  # each model predicts the row once
                 grades = grade_frame(
                     champion,
                     row,
@@ -236,6 +242,7 @@ def _naive_scoring(
                     run_id=run_id,
                     scored_at=scored_at,
                     timings=timings,
+                    predictions=predict,
                 )
                 batch = objects(GradePrediction, grades)
                 review = grades["needs_review"].to_numpy()
@@ -252,6 +259,7 @@ def _naive_scoring(
                             scored_at=scored_at,
                             n_jobs=1,
                             timings=timings,
+                            prediction=predict(model),
                         ),
                     )
                 session.add_all(batch)

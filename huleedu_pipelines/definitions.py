@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from huleedu_pipelines.assets import (
+    coherence,
     features,
     features_checks,
     inference,
@@ -27,7 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to `settings` (tests pass their own; the code location uses the env)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [ingest, labels, features, training, validation, inference, monitoring]
+            [ingest, labels, features, training, validation, coherence, inference, monitoring]
         ),
         asset_checks=dg.load_asset_checks_from_modules(
             [ingest_checks, features_checks, training_checks, validation_checks]

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from huleedu_pipelines.modeling.gates import GateThresholds
+    from huleedu_pipelines.services.gaming import GamingCheck
 
 
 class Settings(BaseSettings):
@@ -65,11 +66,46 @@ class Settings(BaseSettings):
     gate_baseline_confidence: float = Field(
         default=0.90, gt=0, lt=1, alias="HULEEDU_GATE_BASELINE_CONFIDENCE"
     )
+    # Fairness (modeling/fairness.py): |SMD| of the model's scores against the human scores on
+    # the whole holdout, and in every subgroup with at least `min_n_per_group` essays (smaller
+    # subgroups are reported as too few essays, not gated).
+    gate_max_abs_smd: float = Field(default=0.15, ge=0, alias="HULEEDU_GATE_MAX_ABS_SMD")
+    gate_max_abs_subgroup_smd: float = Field(
+        default=0.10, ge=0, alias="HULEEDU_GATE_MAX_ABS_SUBGROUP_SMD"
+    )
+    min_n_per_group: int = Field(default=30, ge=1, alias="HULEEDU_MIN_N_PER_GROUP")
+    # Human–human baseline (modeling/rater_agreement.py): on the holdout essays two humans scored
+    # (`<label>_rater2` imports), human–human QWK minus human–machine QWK may be at most this.
+    # Applied only with at least `min_n_per_group` double-scored essays (a QWK on fewer moves
+    # by ±0.1 or more by chance), like a subgroup's SMD.
+    gate_max_qwk_degradation: float = Field(
+        default=0.10, ge=0, alias="HULEEDU_GATE_MAX_QWK_DEGRADATION"
+    )
+    # Anti-gaming (services/gaming.py): up to `gaming_essays` held-out essays are padded,
+    # shuffled, stuffed, extended off topic and turned to gibberish, and re-scored through the
+    # full feature path; a score *rises* when it moves up by more than `gaming_tolerance_sd`
+    # SDs of the model's scores on the originals. For every perturbation, at most
+    # `gate_max_gaming_share` of the copies may rise.
+    gate_max_gaming_share: float = Field(
+        default=0.05, ge=0, le=1, alias="HULEEDU_GATE_MAX_GAMING_SHARE"
+    )
+    gaming_tolerance_sd: float = Field(default=0.25, ge=0, alias="HULEEDU_GAMING_TOLERANCE_SD")
+    gaming_essays: int = Field(default=50, ge=1, alias="HULEEDU_GAMING_ESSAYS")
+    # Today's models do not yet resist every perturbation (on real essays off-topic text,
+    # shuffled sentences and gibberish raise scores), so the gate warns instead of blocking
+    # until they do; set true to make it block promotion.
+    gaming_gate_blocks: bool = Field(default=False, alias="HULEEDU_GAMING_GATE_BLOCKS")
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
     # Nightly scoring. Confidence is the grade model's 1 - normalised entropy of its 8
-    # probabilities; the demo's calibrated models give 0.41-0.45 for most essays, and 0.42
-    # flags about a quarter of them for a teacher's review.
+    # probabilities. Each grade model records its own threshold at training: the confidence
+    # below which `review_target_share` of its validation split's essays fall
+    # (modeling/coherence.py). `review_confidence_threshold` is only the fallback for bundles
+    # trained before they recorded one (the demo's models once gave 0.41-0.45 for most essays,
+    # and 0.42 flagged about a quarter of them).
+    review_target_share: float = Field(
+        default=0.15, gt=0, lt=1, alias="HULEEDU_REVIEW_TARGET_SHARE"
+    )
     review_confidence_threshold: float = Field(
         default=0.42, alias="HULEEDU_REVIEW_CONFIDENCE_THRESHOLD"
     )
@@ -147,12 +183,37 @@ class Settings(BaseSettings):
         """The demo generator's truth (`seed-demo` writes it), for the best achievable QWK."""
         return self.home / "demo_latent_truth.parquet"
 
+    def gaming_check(self) -> GamingCheck:
+        """The anti-gaming check on this home's feature cache and embedder."""
+        from huleedu_pipelines.features.embeddings import SentenceEmbedder
+        from huleedu_pipelines.services.gaming import GamingCheck, featurizer
+
+        return GamingCheck(
+            featurize=featurizer(self.feature_cache_dir, SentenceEmbedder(num_threads=self.n_jobs)),
+            max_essays=self.gaming_essays,
+            tolerance_sd=self.gaming_tolerance_sd,
+        )
+
     def gate_thresholds(self) -> GateThresholds:
-        """The promotion gates' thresholds: each `gate_<name>` setting as field `<name>`."""
+        """The promotion gates' thresholds: each `gate_<name>` setting as field `<name>`, and
+        the `GATE_SETTINGS_OF_THEIR_OWN_NAME` as themselves."""
         from huleedu_pipelines.modeling.gates import GateThresholds
 
         names = (field.name for field in dataclasses.fields(GateThresholds))
-        return GateThresholds(**{name: getattr(self, f"gate_{name}") for name in names})
+        return GateThresholds(
+            **{
+                name: getattr(
+                    self, name if name in GATE_SETTINGS_OF_THEIR_OWN_NAME else f"gate_{name}"
+                )
+                for name in names
+            }
+        )
+
+
+GATE_SETTINGS_OF_THEIR_OWN_NAME = frozenset({"min_n_per_group", "gaming_gate_blocks"})
+"""`GateThresholds` fields that are not thresholds but decide what is gated (a subgroup needs
+`min_n_per_group` essays; whether the anti-gaming gate blocks), so their settings carry no
+`gate_` prefix."""
 
 
 def get_settings() -> Settings:

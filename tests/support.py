@@ -13,6 +13,9 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch, home: Path, cache: Path
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HULEEDU_HOME", str(home))
     monkeypatch.setenv("HULEEDU_FEATURE_CACHE_DIR", str(cache))
+    # The anti-gaming check embeds five copies of each essay it games: a dozen keeps every
+    # training test's validation quick while still going through the real feature path.
+    monkeypatch.setenv("HULEEDU_GAMING_ESSAYS", "12")
 
 
 def run_groups(instance, warehouse_url: str, *groups: str, raise_on_error: bool = True):
@@ -38,6 +41,8 @@ RELAXED_GATES = {
     "HULEEDU_GATE_MAX_ECE": "0.15",
     "HULEEDU_GATE_MAX_GRADE_SHARE_DIFFERENCE": "0.25",
     "HULEEDU_GATE_MIN_SKILL_R": "0.2",
+    # About 18 rated essays per skill: the overall SMD's 95% interval spans about ±0.35.
+    "HULEEDU_GATE_MAX_ABS_SMD": "0.5",
 }
 """Quality floors for the small holdouts of test data (about 40 graded essays), set through
 the same HULEEDU_GATE_* settings an operator would use."""

@@ -18,6 +18,7 @@ from huleedu_pipelines.services.ingest import (
     valid_attributes,
     valid_essays,
     valid_labels,
+    valid_second_ratings,
 )
 from huleedu_pipelines.settings import get_settings
 from huleedu_pipelines.warehouse.queries import read_frame
@@ -128,4 +129,27 @@ def essay_attributes(
             "attribute_names": dg.MetadataValue.json(counts["name"].to_list()),
             "essays_by_attribute": dg.MetadataValue.json(dict(counts.iter_rows())),
         },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"sql", "polars"}, owners=OWNERS)
+def second_ratings(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_essays: pl.DataFrame
+) -> dg.Output[pl.DataFrame]:
+    """Second raters' grades, bands and skill ratings of valid essays (`<label>_rater2` in CSV
+    imports), kept apart from the labels, for human–human agreement in validation reports."""
+    with warehouse.migrated_engine().connect() as connection:
+        good, entries = valid_second_ratings(
+            connection,
+            known_essays=set(raw_essays["essay_id"].to_list()),
+            max_future_skew=get_settings().max_future_skew,
+            now=dt.datetime.now(dt.UTC),
+        )
+    quarantine_metadata = _quarantine_and_report(context, warehouse, entries)
+    counts = good.group_by("label").len().sort("label")
+    return dg.Output(
+        good,
+        metadata=frame_metadata(good)
+        | quarantine_metadata
+        | {"essays_by_label": dg.MetadataValue.json(dict(counts.iter_rows()))},
     )

@@ -70,6 +70,7 @@ def _training_run(context: dg.AssetExecutionContext, training: TrainingResource)
         high_skill_threshold=training.high_skill_threshold,
         models_dir=training.models_dir,
         run_id=context.run_id,
+        review_target_share=training.review_target_share,
     )
 
 

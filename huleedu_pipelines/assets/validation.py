@@ -15,8 +15,15 @@ import polars as pl
 
 from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
 from huleedu_pipelines.modeling.names import GRADE_MODEL
-from huleedu_pipelines.resources import MlflowRegistryResource, TrainingResource, WarehouseResource
+from huleedu_pipelines.resources import (
+    EmbedderResource,
+    FeatureStoreResource,
+    MlflowRegistryResource,
+    TrainingResource,
+    WarehouseResource,
+)
 from huleedu_pipelines.resources.validation import ValidationResource
+from huleedu_pipelines.services.gaming import GamingCheck, featurizer
 from huleedu_pipelines.services.promotion import (
     ChallengerValidations,
     Holdout,
@@ -41,12 +48,17 @@ def validation_reports(
     cefr_labels: pl.DataFrame,
     skill_labels: pl.DataFrame,
     raw_essays: pl.DataFrame,
+    essay_attributes: pl.DataFrame,
+    second_ratings: pl.DataFrame,
     training: TrainingResource,
     validation: ValidationResource,
     mlflow: MlflowRegistryResource,
+    feature_store: FeatureStoreResource,
+    embedder: EmbedderResource,
 ) -> dg.Output[pl.DataFrame]:
-    """Psychometric validation report per challenger (agreement, calibration, subgroups,
-    distribution, ONNX parity, latency, champion comparison) with plots and gate verdicts."""
+    """Psychometric validation report per challenger (agreement, calibration, distribution,
+    fairness across subgroups, resistance to gaming, human–human agreement where essays were
+    scored twice, ONNX parity, latency, champion comparison) with plots and gate verdicts."""
     validated = validate_challengers(
         pl.concat([grade_model, cefr_model, ielts_band_model, skill_models]),
         Holdout(
@@ -56,6 +68,8 @@ def validation_reports(
             cefr_labels,
             skill_labels,
             raw_essays,
+            essay_attributes,
+            second_ratings=second_ratings,
         ),
         mlflow.registry(),
         ValidationPolicy(
@@ -63,6 +77,11 @@ def validation_reports(
             seed=training.seed,
             high_skill_threshold=training.high_skill_threshold,
             reports_dir=validation.reports_root,
+            gaming=GamingCheck(
+                featurize=featurizer(feature_store.root, embedder.embedder()),
+                max_essays=validation.gaming_essays,
+                tolerance_sd=validation.gaming_tolerance_sd,
+            ),
         ),
         latent_truth_path=Path(validation.latent_truth_path)
         if validation.latent_truth_path
@@ -94,6 +113,8 @@ def _validation_metadata(
         latency = validated.latency
         metadata["latency_p95_single_ms"] = dg.MetadataValue.float(latency.p95_single_ms)
         metadata["latency_p95_batch50_ms"] = dg.MetadataValue.float(latency.p95_batch50_ms)
+    if validated.gamed is not None:
+        metadata["gaming_check_seconds"] = dg.MetadataValue.float(validated.gamed.seconds)
     if validated.oracle_qwk is not None:
         metadata["oracle_qwk"] = dg.MetadataValue.float(float(validated.oracle_qwk))
     return metadata

@@ -1,5 +1,8 @@
 """Promotion gates as blocking ERROR checks on `validation_reports`, one check per gate.
 
+A gate that only warns (`GateResult.blocking` false, e.g. `max_gaming_share` until
+`HULEEDU_GAMING_GATE_BLOCKS` is set) fails with WARN severity, which does not stop promotion.
+
 A gate passes when every model it applies to passes it; the check's metadata lists each
 model's value and threshold, and its description names the failures.
 """
@@ -42,10 +45,11 @@ def check_promotion_gates(validation_reports: pl.DataFrame) -> Iterator[dg.Asset
     for gate in ALL_GATES:
         outcomes = results[gate]
         failed = [o for o in outcomes if not o["passed"]]
+        blocks = any(o.get("blocking", True) for o in failed)
         yield dg.AssetCheckResult(
             check_name=f"gate_{gate}",
             passed=not failed,
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=dg.AssetCheckSeverity.ERROR if blocks else dg.AssetCheckSeverity.WARN,
             metadata={
                 "models_checked": len(outcomes),
                 "results": dg.MetadataValue.md(

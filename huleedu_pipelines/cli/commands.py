@@ -67,7 +67,8 @@ def import_csv_command(
     source: Annotated[str, typer.Option("--source", help="Source name stored with each essay.")],
 ) -> None:
     """Import essays and labels from a CSV (required column `essay`; IELTS layout accepted;
-    `group_<name>` columns become essay attributes for fairness analysis)."""
+    `group_<name>` columns become essay attributes for fairness analysis; `<label>_rater2`
+    columns, e.g. `grade_rater2`, are second ratings for human–human agreement)."""
     from huleedu_pipelines.settings import get_settings
     from huleedu_pipelines.warehouse.csv_import import CsvLayoutError, import_csv
     from huleedu_pipelines.warehouse.engine import cached_engine
@@ -321,6 +322,7 @@ def _validate(name: str, version: str, registry, settings, holdout):
         seed=settings.seed,
         high_skill_threshold=settings.high_skill_threshold,
         reports_dir=settings.reports_dir,
+        gaming=settings.gaming_check(),
     )
     return validate_registered(registry, holdout, policy, name, version)
 

@@ -293,6 +293,9 @@ def _execute(
             continue
         evaluation = event.asset_check_evaluation_data
         key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
+            summary.notes.append(f"warning (not blocking) {key}: {evaluation.description}")
+            continue
         summary.checks[key] = evaluation.passed
         if not evaluation.passed:
             failed_checks_by_step.setdefault(event.step_key or "", []).append(evaluation.check_name)

@@ -28,6 +28,12 @@ The generative model (all constants below; `seed` feeds `numpy.random.default_rn
   seven skills 1..5 in half steps: 3 + 0.9 * skill + N(0, `RATING_NOISE_SD`²), rounded.
 - IELTS bands (ielts essays): 6 + ability + N(0, `BAND_NOISE_SD`²), rounded to half bands
   and clipped to 4..9. The noise-free band is `true_band` in the latent truth.
+- Second grades: `SECOND_GRADE_SHARE` of the teacher-graded school essays are graded again by
+  another teacher (the teachers' roster permitting): the same cuts applied to ability + that
+  teacher's severity + fresh marking noise, arriving 1..7 days after the first grade. They
+  go to `second_ratings` (label `grade`), not `teacher_grades`, so the grade labels are
+  unchanged; validation reports show human–human beside human–machine agreement on them
+  (two teachers agree at a QWK of about 0.8).
 - Subgroups: every school student attends one of `DEMO_SCHOOLS`, drawn uniformly and
   independently of ability, so each school essay has a `school` attribute
   (`essay_attributes`) whose groups differ in nothing but chance.
@@ -78,6 +84,8 @@ CJ_BATCH_SIZE = (20, 40)
 CJ_ROUNDS = (12, 16)
 BT_SCALE = 1.5
 DEMO_SCHOOLS = ("Aspskolan", "Björkskolan", "Ekskolan", "Lindskolan")
+SECOND_GRADE_SHARE = 0.3
+SECOND_GRADE_DELAY_DAYS = (1.0, 7.0)
 
 SKILL_SD = math.sqrt(1.0 + ESSAY_NOISE_SD**2 + SKILL_SPREAD_SD**2)
 ABILITY_SD = math.sqrt(1.0 + ESSAY_NOISE_SD**2 + SKILL_SPREAD_SD**2 / len(SKILLS))
@@ -102,7 +110,7 @@ BAD_ROW_KINDS: tuple[str, ...] = (
 """Malformed rows injected by ``bad_rows=K``, in the order they cycle."""
 
 # Independent random streams, so that e.g. adding bad rows never changes a good row.
-_POPULATION, _TEXT, _LABELS, _CJ, _BAD, _ATTRIBUTES = 1, 2, 3, 4, 5, 6
+_POPULATION, _TEXT, _LABELS, _CJ, _BAD, _ATTRIBUTES, _SECOND = 1, 2, 3, 4, 5, 6, 7
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class DemoWarehouse:
     cj_processed_essays: list[dict]
     cj_comparison_pairs: list[dict]
     essay_attributes: list[dict]
+    second_ratings: list[dict]
     latent_truth: list[dict]
     bad_rows: list[BadRow]
 
@@ -298,6 +307,7 @@ def generate_demo_warehouse(
         cj_processed_essays=cj_processed,
         cj_comparison_pairs=cj_pairs,
         essay_attributes=_school_attributes(pop, seed, essay_ids),
+        second_ratings=_second_grades(pop, seed, essay_ids, teacher_grades, window_start, cutoff_s),
         latent_truth=latent_truth,
         bad_rows=[],
     )
@@ -320,6 +330,42 @@ def _school_attributes(pop: _Population, seed: int, essay_ids: list[str]) -> lis
         for i in range(len(essay_ids))
         if pop.school[i]
     ]
+
+
+def _second_grades(
+    pop: _Population,
+    seed: int,
+    essay_ids: list[str],
+    teacher_grades: list[dict],
+    window_start: dt.datetime,
+    cutoff_s: int,
+) -> list[dict]:
+    """A second teacher's grade for `SECOND_GRADE_SHARE` of the graded essays, from its own
+    stream (so no other row changes), drawn from the same latent ability as the first."""
+    # The teachers' severities are the first draw of the labels stream (see `_labels`).
+    severity = TEACHER_SEVERITY_SD * _stream(seed, _LABELS).standard_normal(pop.n_teachers)
+    rng = _stream(seed, _SECOND)
+    n = len(essay_ids)
+    chosen = rng.random(n) < SECOND_GRADE_SHARE
+    other = (pop.teacher + rng.integers(1, max(pop.n_teachers, 2), n)) % pop.n_teachers
+    marked = pop.ability + severity[other] + MARKER_NOISE_SD * rng.standard_normal(n)
+    grades = grade_ordinal(marked)
+    delay = _seconds(rng.uniform(*SECOND_GRADE_DELAY_DAYS, n))
+    position = {essay_id: i for i, essay_id in enumerate(essay_ids)}
+    rows = []
+    for first in teacher_grades:
+        i = position[first["essay_id"]]
+        rated_at = first["graded_at"] + dt.timedelta(seconds=int(delay[i]))
+        if chosen[i] and rated_at < window_start + dt.timedelta(seconds=cutoff_s):
+            rows.append(
+                {
+                    "essay_id": essay_ids[i],
+                    "label": "grade",
+                    "value": SWEDISH_GRADES[int(grades[i])],
+                    "rated_at": rated_at,
+                }
+            )
+    return rows
 
 
 def _labels(

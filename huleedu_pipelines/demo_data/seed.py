@@ -21,6 +21,7 @@ LOAD_ORDER = (
     "skill_ratings",
     "cj_processed_essays",
     "cj_comparison_pairs",
+    "second_ratings",
 )
 
 

@@ -122,13 +122,16 @@ class BundlePrediction:
 
     `labels`: class index (ordinal, binary) or half band (regression); `probabilities`: (n, K)
     for ordinal models, None otherwise; `score`: P(high) for binary, the continuous band
-    for regression, expected class for ordinal; `confidence` in [0, 1].
+    for regression, expected class for ordinal; `confidence` in [0, 1]. `rating_scale_score`:
+    for binary models fitted on the teachers' rating (skills, `info["fit_target"] == "rating"`),
+    the regression on that rating scale before Platt maps it to P(high); None otherwise.
     """
 
     labels: NDArray[Any]
     probabilities: NDArray[np.float64] | None
     score: NDArray[np.float64]
     confidence: NDArray[np.float64]
+    rating_scale_score: NDArray[np.float64] | None = None
 
 
 @dataclass
@@ -397,11 +400,16 @@ class ModelBundle:
             confidence = np.full(value.shape, float(np.exp(-sigma)), dtype=np.float64)
             return BundlePrediction(labels, None, value, confidence)
         score = raw[0]
+        on_rating_scale = score if self.info.get("fit_target") == "rating" else None
         if self.calibration is not None:
             score = apply_calibrator(self.calibration, score)
         score = np.clip(score, 0.0, 1.0)
         return BundlePrediction(
-            (score >= 0.5).astype(np.int64), None, score, np.abs(2.0 * score - 1.0)
+            (score >= 0.5).astype(np.int64),
+            None,
+            score,
+            np.abs(2.0 * score - 1.0),
+            rating_scale_score=on_rating_scale,
         )
 
 

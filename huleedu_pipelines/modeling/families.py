@@ -6,7 +6,10 @@ A *family* is what a model predicts (grade, cefr, band, skill); its *task* is ho
 learns from and how they become a `target`, the training recipe, the headline metrics, the
 validation report, the champion-comparison metric, the gates, the plots, the report section
 and the ONNX parity kind. Every place that used to ask "which model is this?" reads the row
-instead, so adding or changing a family is one edit here.
+instead, so adding or changing a family is one edit here. Fairness (`modeling.fairness`) is
+judged for every family on the scores its row names (`fairness_scores`), and so is agreement
+with a second human rater where essays were scored twice (`rater_scores`,
+`modeling.rater_agreement`).
 
 A *registered model* is one name in the registry: one per family, except the skill family,
 which registers one model per skill (`huleedu-skill-<skill>`).
@@ -25,8 +28,15 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
 
-from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
-from huleedu_pipelines.modeling import plots
+from huleedu_pipelines.domain import (
+    CEFR_LEVELS,
+    SKILLS,
+    SWEDISH_GRADES,
+    cefr_from_band,
+    cefr_to_ordinal,
+)
+from huleedu_pipelines.domain.second_ratings import second_rating_number
+from huleedu_pipelines.modeling import metrics, plots
 from huleedu_pipelines.modeling.baselines import BASELINES, BaselinePrediction
 from huleedu_pipelines.modeling.bundle import (
     BAND_MAX,
@@ -40,7 +50,9 @@ from huleedu_pipelines.modeling.evaluation import (
     ordinal_headline_metrics,
     regression_headline_metrics,
 )
+from huleedu_pipelines.modeling.fairness import FairnessReport, FairnessScores, fairness_report
 from huleedu_pipelines.modeling.figures import (
+    HALF_BAND_CLASSES,
     BandReport,
     BaselineComparison,
     CefrReport,
@@ -75,6 +87,14 @@ from huleedu_pipelines.modeling.names import (
     SKILL_MODELS,
 )
 from huleedu_pipelines.modeling.onnx_export import parity_report
+from huleedu_pipelines.modeling.rater_agreement import (
+    HALF_BAND_SCALE,
+    HALF_POINT_RATING_SCALE,
+    RaterAgreement,
+    RaterScores,
+    class_index_scale,
+    rater_agreement,
+)
 from huleedu_pipelines.modeling.training import SplitData, TrainingConfig, train_stacked_bundle
 
 Report = GradeReport | CefrReport | BandReport | SkillReport
@@ -92,15 +112,20 @@ class UnknownModelError(ValueError):
 class HoldoutEvidence:
     """One registered model's predictions on holdout rows, with what its family's report reads.
 
-    `rows` carry `target` (and `rating` for skills), `prompt_id` and `source`;
-    `training_targets` gives the training split's labels, read only by the families whose
-    report compares predicted shares with them (grade).
+    `rows` carry `target` (and `rating` for skills) and the feature columns (the fairness
+    report reads `word_count`); `subgroups` is `essay_id, group, value` for those essays
+    (`domain.subgroups.subgroup_frame`); `training_targets` gives the training split's labels,
+    read only by the families whose report compares predicted shares with them (grade).
+    `second_ratings` is `essay_id, label, value` (the `second_ratings` asset) for those
+    essays, or None when the data has no second rater.
     """
 
     model: RegisteredModel
     rows: pl.DataFrame
     prediction: BundlePrediction
     training_targets: Callable[[], np.ndarray]
+    subgroups: pl.DataFrame
+    second_ratings: pl.DataFrame | None = None
 
     @property
     def y_true(self) -> np.ndarray:
@@ -139,17 +164,13 @@ def _stacked(task: str) -> Callable[..., ModelBundle]:
 
 
 def _grade_report(evidence: HoldoutEvidence, seed: int) -> GradeReport:
-    rows, prediction = evidence.rows, evidence.prediction
+    prediction = evidence.prediction
     return grade_report(
         evidence.y_true,
         prediction.probabilities,
         prediction.labels,
         class_labels=evidence.model.family.class_labels,
         reference_labels=evidence.training_targets(),
-        subgroups={
-            "prompt": rows["prompt_id"].fill_null("none").to_list(),
-            "source": rows["source"].fill_null("none").to_list(),
-        },
         seed=seed,
     )
 
@@ -193,6 +214,148 @@ def _skill_plots(report: SkillReport, evidence: HoldoutEvidence, folder: Path) -
     return plots.skill_plots(report, folder)
 
 
+# --------------------------------------------------------------------------- fairness scores
+
+
+def _class_index_scores(evidence: HoldoutEvidence, *, noun: str) -> FairnessScores:
+    """Predicted class index against the human one (grade, CEFR level), agreement QWK."""
+    labels = evidence.model.family.class_labels
+    k = len(labels)
+    return FairnessScores(
+        human=evidence.y_true.astype(np.float64),
+        machine=np.asarray(evidence.prediction.labels, dtype=np.float64),
+        scale=f"{noun} index 0..{k - 1} ({labels[0]}..{labels[-1]}), the model's {noun} "
+        "against the human one",
+        agreement="qwk",
+        agreement_fn=lambda human, machine: metrics.quadratic_weighted_kappa(human, machine, k),
+    )
+
+
+def _half_band_qwk(human: np.ndarray, machine: np.ndarray) -> float:
+    return metrics.quadratic_weighted_kappa(
+        np.rint(human * 2), np.rint(machine * 2), HALF_BAND_CLASSES
+    )
+
+
+def _band_scores(evidence: HoldoutEvidence) -> FairnessScores:
+    """The served band (half bands) against the examiner's band, agreement QWK on half bands."""
+    return FairnessScores(
+        human=evidence.y_true.astype(np.float64),
+        machine=np.asarray(evidence.prediction.labels, dtype=np.float64),
+        scale="IELTS band 0-9, the served half band against the examiner's band",
+        agreement="qwk_half_band",
+        agreement_fn=_half_band_qwk,
+    )
+
+
+def _skill_scores(evidence: HoldoutEvidence) -> FairnessScores:
+    """The model's rating-scale score against the mean teacher rating (Pearson r); a bundle
+    without a rating-scale output is judged on P(high) against the label (ROC AUC)."""
+    prediction = evidence.prediction
+    if prediction.rating_scale_score is not None:
+        return FairnessScores(
+            human=evidence.rows["rating"].to_numpy().astype(np.float64),
+            machine=np.asarray(prediction.rating_scale_score, dtype=np.float64),
+            scale="rating 1-5, the model's score on the rating scale (the regression the stacked "
+            "model fits, before Platt maps it to P(high)) against the mean teacher rating",
+            agreement="pearson_r",
+            agreement_fn=metrics.pearson_r,
+        )
+    return FairnessScores(
+        human=evidence.y_true.astype(np.float64),
+        machine=np.asarray(prediction.score, dtype=np.float64),
+        scale="P(high skill) against the high-skill label (0 or 1)",
+        agreement="roc_auc",
+        agreement_fn=metrics.roc_auc,
+        note="this bundle has no rating-scale output (it was not fitted on the rating), so "
+        "P(high) is compared with the 0/1 label: the SMD measures how far the mean "
+        "probability is from the share of high-skill essays",
+    )
+
+
+# --------------------------------------------------------------------------- gaming scores
+
+
+def _served_label(prediction: BundlePrediction) -> np.ndarray:
+    """The grade or CEFR level index, or the half band: what a teacher or student sees."""
+    return np.asarray(prediction.labels, dtype=np.float64)
+
+
+def _skill_served_score(prediction: BundlePrediction) -> np.ndarray:
+    """The score on the rating scale where the bundle has one, else P(high skill)."""
+    if prediction.rating_scale_score is not None:
+        return np.asarray(prediction.rating_scale_score, dtype=np.float64)
+    return np.asarray(prediction.score, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- second raters
+
+
+def _second_values(evidence: HoldoutEvidence, label: str) -> np.ndarray:
+    """Each holdout row's second rating of `label` on the label's numeric scale (grade index,
+    band, rating; `domain.second_ratings.second_rating_number`), nan where scored once."""
+    essay_ids = evidence.rows["essay_id"].to_list()
+    ratings = evidence.second_ratings
+    if ratings is None or ratings.is_empty():
+        return np.full(len(essay_ids), np.nan)
+    chosen = ratings.filter(pl.col("label") == label)
+    value_of = dict(zip(chosen["essay_id"].to_list(), chosen["value"].to_list(), strict=True))
+    return np.array(
+        [second_rating_number(label, value_of[e]) if e in value_of else np.nan for e in essay_ids],
+        dtype=np.float64,
+    )
+
+
+def _grade_raters(evidence: HoldoutEvidence) -> RaterScores:
+    """Teacher grade, second teacher's grade (`grade_rater2`) and the model's grade."""
+    return RaterScores(
+        first=evidence.y_true.astype(np.float64),
+        second=_second_values(evidence, "grade"),
+        machine=np.asarray(evidence.prediction.labels, dtype=np.float64),
+        scale=class_index_scale(evidence.model.family.class_labels, "grade"),
+    )
+
+
+def _cefr_raters(evidence: HoldoutEvidence) -> RaterScores:
+    """The CEFR levels of the examiner's band and of the second band (`band_rater2`), and
+    the CEFR model's level."""
+    bands = _second_values(evidence, "band")
+    levels = [np.nan if np.isnan(b) else cefr_to_ordinal(cefr_from_band(b)) for b in bands]
+    return RaterScores(
+        first=evidence.y_true.astype(np.float64),
+        second=np.asarray(levels, dtype=np.float64),
+        machine=np.asarray(evidence.prediction.labels, dtype=np.float64),
+        scale=class_index_scale(evidence.model.family.class_labels, "CEFR level"),
+    )
+
+
+def _band_raters(evidence: HoldoutEvidence) -> RaterScores:
+    """The examiner's band, the second band (`band_rater2`) and the served half band."""
+    return RaterScores(
+        first=evidence.y_true.astype(np.float64),
+        second=_second_values(evidence, "band"),
+        machine=np.asarray(evidence.prediction.labels, dtype=np.float64),
+        scale=HALF_BAND_SCALE,
+    )
+
+
+def _skill_raters(evidence: HoldoutEvidence) -> RaterScores:
+    """The mean teacher rating, the second rating (`<skill>_rater2`) and the model's score on
+    the rating scale; a bundle without one has no machine score here (the gate says so)."""
+    prediction = evidence.prediction
+    machine = prediction.rating_scale_score
+    return RaterScores(
+        first=evidence.rows["rating"].to_numpy().astype(np.float64),
+        second=_second_values(evidence, str(evidence.model.skill)),
+        machine=None if machine is None else np.asarray(machine, dtype=np.float64),
+        scale=HALF_POINT_RATING_SCALE,
+        note=None
+        if machine is not None
+        else "this bundle has no rating-scale output (it was not fitted on the rating), so "
+        "its agreement with the raters cannot be put on the rating scale; retrain it",
+    )
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -233,9 +396,17 @@ class Family:
     baseline_score_range: tuple[float, float] | None
     """Where the baselines' scores are clipped to, as the served model's are (IELTS bands)."""
     gates: Callable[..., list[GateResult]]
-    """(report, thresholds, *, parity, latency, champion, baselines) -> one result per gate."""
+    """(report, thresholds, *, parity, latency, champion, baselines, fairness, gaming,
+    rater_agreement) -> one result per gate."""
     gate_names: tuple[str, ...]
     """Every gate `gates` returns, in order."""
+    fairness_scores: Callable[[HoldoutEvidence], FairnessScores]
+    """The human and machine scores fairness is judged on (`modeling.fairness`)."""
+    rater_scores: Callable[[HoldoutEvidence], RaterScores]
+    """The first and second human scores and the machine's on one scale, for human–human
+    agreement and `max_qwk_degradation` (`modeling.rater_agreement`)."""
+    gaming_score: Callable[[BundlePrediction], np.ndarray]
+    """The served score whose rise the anti-gaming check counts (`services.gaming`)."""
     plots: Callable[[Report, HoldoutEvidence, Path], dict[str, Path]]
     """(report, evidence, folder) -> plot title -> PNG written into the folder."""
     report_section: str
@@ -344,6 +515,28 @@ class Family:
             seed=seed,
         )
 
+    def fairness(
+        self, evidence: HoldoutEvidence, *, min_n_per_group: int, seed: int
+    ) -> FairnessReport:
+        """SMD overall and per subgroup, agreement per subgroup and the length check, on the
+        scores `fairness_scores` names."""
+        rows = evidence.rows
+        return fairness_report(
+            self.fairness_scores(evidence),
+            rows["essay_id"].to_list(),
+            evidence.subgroups,
+            rows["word_count"].to_numpy() if "word_count" in rows.columns else None,
+            min_n_per_group=min_n_per_group,
+            seed=seed,
+        )
+
+    def rater_agreement(
+        self, evidence: HoldoutEvidence, *, min_n: int, seed: int
+    ) -> RaterAgreement:
+        """Human–human and human–machine agreement on the holdout essays scored twice, on the
+        scores `rater_scores` names."""
+        return rater_agreement(self.rater_scores(evidence), min_n=min_n, seed=seed)
+
     def parity(self, bundle: ModelBundle, X: np.ndarray) -> dict[str, Any]:
         """ONNX against native LightGBM on the rows of `X` (`onnx_export.parity_report`)."""
         onnx, native = bundle.predict(X), bundle.predict(X, native=True)
@@ -372,6 +565,9 @@ GRADE = Family(
     baseline_metric="qwk",
     baseline_score_range=None,
     gates=grade_gates,
+    fairness_scores=functools.partial(_class_index_scores, noun="grade"),
+    rater_scores=_grade_raters,
+    gaming_score=_served_label,
     gate_names=GRADE_GATE_NAMES,
     plots=_grade_plots,
     report_section="grade",
@@ -399,6 +595,9 @@ CEFR = Family(
     baseline_metric="qwk",
     baseline_score_range=None,
     gates=cefr_gates,
+    fairness_scores=functools.partial(_class_index_scores, noun="CEFR level"),
+    rater_scores=_cefr_raters,
+    gaming_score=_served_label,
     gate_names=CEFR_GATE_NAMES,
     plots=_cefr_plots,
     report_section="cefr",
@@ -426,6 +625,9 @@ BAND = Family(
     baseline_metric="mae",
     baseline_score_range=(BAND_MIN, BAND_MAX),
     gates=band_gates,
+    fairness_scores=_band_scores,
+    rater_scores=_band_raters,
+    gaming_score=_served_label,
     gate_names=BAND_GATE_NAMES,
     plots=_band_plots,
     report_section="band",
@@ -453,6 +655,9 @@ SKILL = Family(
     baseline_metric="roc_auc",
     baseline_score_range=None,
     gates=skill_gates,
+    fairness_scores=_skill_scores,
+    rater_scores=_skill_raters,
+    gaming_score=_skill_served_score,
     gate_names=SKILL_GATE_NAMES,
     plots=_skill_plots,
     report_section="skills",

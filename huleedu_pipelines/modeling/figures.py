@@ -1,8 +1,8 @@
 """The figures of a validation report, in the manner of ETS's RSMTool: computed, not rendered.
 
 Each ``*_report`` function turns holdout labels and predictions into a dataclass of figures
-(point estimates with percentile bootstrap intervals, agreement tables, calibration bins,
-subgroup rows); ``compare_with_champion`` pairs a challenger with the champion on the same
+(point estimates with percentile bootstrap intervals, agreement tables, calibration bins);
+``compare_with_champion`` pairs a challenger with the champion on the same
 rows, ``compare_with_baselines`` pairs the model with baselines the same way, and
 ``measure_latency`` times the served models. ``modeling.report`` renders these as
 Markdown and ``modeling.gates`` judges them. Everything here is pure numpy on top of
@@ -14,9 +14,9 @@ Conventions (written into every report, so a reader does not have to guess):
   0..5); IELTS bands are doubled to half-band codes 0..18 for kappa and agreement.
 - QWK is computed on the full scale (``n_classes``), so an unobserved middle grade still
   counts as a step.
-- SMD is (mean machine - mean human) / pooled SD for the whole set and, per subgroup,
-  the same difference over the pooled SDs of the whole set (Williamson et al., RSMTool's
-  subgroup choice), so subgroup SMDs are on one scale.
+- SMD is (mean machine - mean human) / pooled SD, sqrt((s_h² + s_m²) / 2) with sample SDs.
+  Subgroups (prompt, source, length band, essay attributes) are in ``modeling.fairness``,
+  one mechanism for every family.
 - ECE uses 15 equal-width bins of top-label confidence: the probability the model gave to
   the grade it predicted.
 - A metric that is undefined on the data (kappa of a constant, AUC with one class) is
@@ -58,14 +58,12 @@ class GradeReport:
     class_labels: tuple[str, ...]
     confusion: np.ndarray
     per_grade: list[dict[str, Any]]
-    subgroups: dict[str, list[dict[str, Any]]]
     predicted_share: np.ndarray
     reference_share: np.ndarray
     holdout_share: np.ndarray
     max_share_difference: float
     max_share_difference_label: str
     calibration: list[dict[str, float | int]]
-    human_human: dict[str, float] | None = None
 
 
 @dataclass
@@ -243,29 +241,6 @@ def _qwk(n_classes: int) -> Callable[[Any, Any], float]:
     return qwk
 
 
-def _smd_subgroup(true: np.ndarray, pred: np.ndarray, true_sd: float, pred_sd: float) -> float:
-    return m.standardized_mean_difference(
-        true,
-        pred,
-        method="williamson",
-        population_true_sd=true_sd,
-        population_pred_sd=pred_sd,
-    )
-
-
-def _agreement_row(
-    true: np.ndarray, pred: np.ndarray, n_classes: int, true_sd: float, pred_sd: float
-) -> dict[str, float]:
-    return {
-        "n": int(true.size),
-        "qwk": m.quadratic_weighted_kappa(true, pred, n_classes),
-        "exact": m.exact_agreement(true, pred),
-        "adjacent": m.adjacent_agreement(true, pred),
-        "mae": m.mean_absolute_error(true, pred),
-        "smd": _smd_subgroup(true, pred, true_sd, pred_sd),
-    }
-
-
 # --------------------------------------------------------------------------- grade
 
 
@@ -276,19 +251,16 @@ def grade_report(
     *,
     class_labels: Sequence[str],
     reference_labels: ArrayLike,
-    subgroups: Mapping[str, Sequence[str]] | None = None,
-    second_ratings: ArrayLike | None = None,
     seed: int,
     n_boot: int = DEFAULT_N_BOOT,
 ) -> GradeReport:
-    """Agreement, calibration, distribution and subgroup figures for an ordinal classifier.
+    """Agreement, calibration and distribution figures for an ordinal classifier.
 
     ``y_pred`` is the model's decision (it need not be the argmax of ``probabilities``, e.g.
     after ordinal decoding); calibration is judged on the probability of that decision.
     ``reference_labels`` are the training labels, the distribution predictions should
-    follow. ``subgroups`` maps a column (``prompt``, ``source``, ...) to one value per row.
-    ``second_ratings`` (optional, ``nan`` where an essay was graded once) gives the
-    human–human agreement that RSMTool prints beside the human–machine one.
+    follow; per-subgroup figures are ``modeling.fairness``'s and human–human agreement is
+    ``modeling.rater_agreement``'s.
     """
     labels = tuple(class_labels)
     k = len(labels)
@@ -301,13 +273,6 @@ def grade_report(
     reference = _codes(reference_labels, "reference_labels", k)
     if reference.size == 0:
         raise ValueError("reference_labels is empty; pass the training labels")
-    group_columns = {}
-    for column, values in (subgroups or {}).items():
-        groups = np.asarray([str(v) for v in values], dtype=object)
-        if groups.size != n:
-            raise ValueError(f"subgroup column {column!r} has {groups.size} values for {n} rows")
-        group_columns[column] = groups
-
     qwk_fn = _qwk(k)
     qwk, qwk_ci = _ci(qwk_fn, true, pred, seed=seed, n_boot=n_boot)
     exact, exact_ci = _ci(m.exact_agreement, true, pred, seed=seed + 1, n_boot=n_boot)
@@ -344,26 +309,10 @@ def grade_report(
         for row in m.per_class_precision_recall(true, pred, k)
     ]
 
-    true_sd = float(true.std(ddof=1)) if n > 1 else 0.0
-    pred_sd = float(pred.std(ddof=1)) if n > 1 else 0.0
-    subgroup_rows: dict[str, list[dict[str, Any]]] = {}
-    for column, groups in group_columns.items():
-        rows = []
-        for group in sorted(set(groups.tolist())):
-            mask = groups == group
-            rows.append(
-                {"group": group, **_agreement_row(true[mask], pred[mask], k, true_sd, pred_sd)}
-            )
-        subgroup_rows[column] = rows
-
     predicted_share = m.class_shares(pred, k)
     reference_share = m.class_shares(reference, k)
     differences = np.abs(predicted_share - reference_share)
     worst = int(np.argmax(differences))
-
-    human_human = None
-    if second_ratings is not None:
-        human_human = _human_human(true, second_ratings, k)
 
     return GradeReport(
         metrics=metrics,
@@ -371,37 +320,13 @@ def grade_report(
         class_labels=labels,
         confusion=m.confusion_matrix(true, pred, k),
         per_grade=per_grade,
-        subgroups=subgroup_rows,
         predicted_share=predicted_share,
         reference_share=reference_share,
         holdout_share=m.class_shares(true, k),
         max_share_difference=m.max_class_share_difference(reference, pred, k),
         max_share_difference_label=labels[worst],
         calibration=m.calibration_table(true, probs, CALIBRATION_BINS, y_pred=pred),
-        human_human=human_human,
     )
-
-
-def _human_human(true: np.ndarray, second: ArrayLike, n_classes: int) -> dict[str, float]:
-    second_arr = np.asarray(second, dtype=np.float64)
-    if second_arr.shape != true.shape:
-        raise ValueError(
-            f"second_ratings has {second_arr.size} rows but y_true has {true.size}; "
-            "use nan where an essay has no second grade"
-        )
-    present = ~np.isnan(second_arr)
-    if not present.any():
-        return {"n": 0.0}
-    a = true[present]
-    b = _codes(second_arr[present], "second_ratings", n_classes)
-    return {
-        "n": float(a.size),
-        "qwk": m.quadratic_weighted_kappa(a, b, n_classes),
-        "exact_agreement": m.exact_agreement(a, b),
-        "adjacent_agreement": m.adjacent_agreement(a, b),
-        "mae": m.mean_absolute_error(a, b),
-        "smd": m.standardized_mean_difference(a, b) if a.size > 1 else float("nan"),
-    }
 
 
 # --------------------------------------------------------------------------- band

@@ -1,6 +1,7 @@
 """Promotion gates: report figures in, one pass/fail result per gate out.
 
-Every family has a quality floor and must beat two baselines:
+Every family has a quality floor, must beat two baselines and must be fair across subgroups
+(``max_abs_smd``, ``max_abs_subgroup_smd``: see ``modeling.fairness`` for the definitions):
 
 - grade: QWK, adjacent agreement, ECE, largest grade-share difference from the training
   labels, beats the trivial predictor and ridge (QWK), ONNX parity, latency,
@@ -32,6 +33,18 @@ How the holdout's uncertainty enters the decision:
   `bench quality` measures that lead with repeated cross-validation instead.
 - Non-inferiority compares the point estimate of the drop with the threshold; the paired
   bootstrap interval of the drop is reported beside it.
+- ``max_abs_smd`` judges the point estimate of the signed SMD on the whole holdout by its
+  size (``|SMD| <=`` the threshold); its 95% bootstrap interval is carried beside it.
+- ``max_qwk_degradation`` judges the point estimate of human–human QWK minus human–machine
+  QWK on the holdout essays two humans scored (``modeling.rater_agreement``); its paired 95%
+  bootstrap interval is carried beside it. It applies only with at least ``min_n_per_group``
+  double-scored essays: without any it passes as not applicable, with fewer it passes and
+  the figures are reported.
+- ``max_abs_subgroup_smd`` fails when a subgroup with at least ``min_n_per_group`` essays has
+  its whole 95% SMD interval beyond ±threshold. A point estimate beyond the threshold whose
+  interval includes it is named in the message and the report but does not fail: with 30-100
+  essays a group's SMD moves ±0.2-0.35 by chance. With no subgroup that large it passes and
+  says so.
 
 Rules that hold for every gate:
 
@@ -55,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 from huleedu_pipelines.modeling.figures import INTERVAL_LEVEL
 
 if TYPE_CHECKING:
+    from huleedu_pipelines.modeling.fairness import FairnessReport
     from huleedu_pipelines.modeling.figures import (
         BandReport,
         BaselineComparison,
@@ -65,6 +79,8 @@ if TYPE_CHECKING:
         LatencyReport,
         SkillReport,
     )
+    from huleedu_pipelines.modeling.rater_agreement import RaterAgreement
+    from huleedu_pipelines.services.gaming import GamingReport
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,20 @@ class GateThresholds:
     baseline_confidence: float
     """Two-sided level of the interval of the margin over a baseline (0.90: its lower end is
     the one-sided 95% bound the baseline gates judge)."""
+    max_abs_smd: float
+    """Largest |SMD| of the model's scores against the human scores on the whole holdout."""
+    max_abs_subgroup_smd: float
+    """Largest |SMD| in any subgroup with at least `min_n_per_group` essays."""
+    min_n_per_group: int
+    """Essays a subgroup needs before its SMD is gated (smaller ones are reported only), and
+    double-scored essays `max_qwk_degradation` needs before it applies."""
+    max_qwk_degradation: float
+    """Largest human–human QWK minus human–machine QWK on the essays two humans scored."""
+    max_gaming_share: float
+    """Largest share of gamed copies whose score may rise beyond the tolerance, for every
+    perturbation (`services.gaming`)."""
+    gaming_gate_blocks: bool
+    """Whether `max_gaming_share` blocks promotion or only warns (see `gaming_gate`)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +133,8 @@ class GateResult:
     high: float | None = None
     interval_level: float | None = None
     """Two-sided level of [low, high], e.g. 0.95."""
+    blocking: bool = True
+    """A failed blocking gate stops promotion; a failed warning gate is reported only."""
 
 
 _PARITY = ("onnx_parity_over_tolerance", "onnx_parity_flipped")
@@ -114,12 +146,22 @@ _SUPERIORITY_GATES = frozenset({"beats_trivial"})
 """Baseline gates that need the margin's lower end above zero; the others only need its upper
 end at or above zero (not shown worse)."""
 _BASELINE = tuple(BASELINE_GATES)
+FAIRNESS_GATE_NAMES: tuple[str, ...] = ("max_abs_smd", "max_abs_subgroup_smd")
+"""The fairness gates every family has (`fairness_gates`)."""
+_FAIRNESS = FAIRNESS_GATE_NAMES
+RATER_GATE_NAMES: tuple[str, ...] = ("max_qwk_degradation",)
+"""The human–human agreement gate every family has (`rater_agreement_gate`)."""
+_RATER = RATER_GATE_NAMES
+_GAMING = ("max_gaming_share",)
 
 GRADE_GATE_NAMES: tuple[str, ...] = (
     "min_qwk",
     "min_adjacent_agreement",
     "max_ece",
     "max_grade_share_difference",
+    *_RATER,
+    *_FAIRNESS,
+    *_GAMING,
     *_BASELINE,
     *_PARITY,
     *_LATENCY,
@@ -128,6 +170,9 @@ GRADE_GATE_NAMES: tuple[str, ...] = (
 """Every gate ``grade_gates`` returns, in order (one Dagster check per name)."""
 CEFR_GATE_NAMES: tuple[str, ...] = (
     "min_cefr_qwk",
+    *_RATER,
+    *_FAIRNESS,
+    *_GAMING,
     *_BASELINE,
     *_PARITY,
     *_LATENCY,
@@ -136,6 +181,9 @@ CEFR_GATE_NAMES: tuple[str, ...] = (
 """Every gate ``cefr_gates`` returns, in order."""
 BAND_GATE_NAMES: tuple[str, ...] = (
     "max_band_mae",
+    *_RATER,
+    *_FAIRNESS,
+    *_GAMING,
     *_BASELINE,
     *_PARITY,
     *_LATENCY,
@@ -145,6 +193,9 @@ BAND_GATE_NAMES: tuple[str, ...] = (
 SKILL_GATE_NAMES: tuple[str, ...] = (
     "min_skill_pearson_r",
     "min_skill_roc_auc",
+    *_RATER,
+    *_FAIRNESS,
+    *_GAMING,
     *_BASELINE,
     *_PARITY,
     "non_inferiority",
@@ -437,6 +488,215 @@ def _beats_baseline(gate: str, name: str, baselines: BaselineComparison | None) 
     )
 
 
+# --------------------------------------------------------------------------- fairness
+
+_SIZE_WITHIN = "|value| <="
+"""A fairness gate's comparison: the signed SMD is gated on its size."""
+
+
+def _smd_gate(
+    gate: str, label: str, smd: float, threshold: float, interval: Interval | None
+) -> GateResult:
+    """|SMD| <= threshold on the point estimate; the signed SMD and its interval are reported."""
+    if math.isnan(smd):
+        message = (
+            f"{label} is undefined (nan) on the holdout; {gate} requires |SMD| <= {threshold:g}"
+        )
+        return GateResult(gate, False, smd, threshold, _SIZE_WITHIN, message)
+    passed = abs(smd) <= threshold
+    shown, shown_threshold = _format_pair(abs(smd), threshold)
+    message = (
+        f"{label} is {smd:+.3f}: |SMD| {shown} {'<=' if passed else '>'} {shown_threshold} ({gate})"
+    )
+    result = GateResult(gate, passed, smd, threshold, _SIZE_WITHIN, message)
+    if interval is None:
+        return result
+    low, high = float(interval[0]), float(interval[1])
+    message += (
+        f"; {INTERVAL_LEVEL:.0%} bootstrap interval {_format_interval(low, high, signed=True)}"
+    )
+    if low <= threshold <= high or low <= -threshold <= high:
+        message += ", which includes a threshold: the point estimate decides"
+    return replace(result, message=message, low=low, high=high, interval_level=INTERVAL_LEVEL)
+
+
+def fairness_gates(fairness: FairnessReport | None, thresholds: GateThresholds) -> list[GateResult]:
+    """`max_abs_smd` on the whole holdout and `max_abs_subgroup_smd` on the worst subgroup with
+    at least `min_n_per_group` essays (passes, saying so, when no subgroup is that large)."""
+    if fairness is None:
+        limits = (thresholds.max_abs_smd, thresholds.max_abs_subgroup_smd)
+        return [
+            GateResult(
+                gate,
+                False,
+                None,
+                limit,
+                _SIZE_WITHIN,
+                f"SMD was not measured; {gate} requires |SMD| <= {limit:g}",
+            )
+            for gate, limit in zip(_FAIRNESS, limits, strict=True)
+        ]
+    overall = _smd_gate(
+        _FAIRNESS[0],
+        f"SMD on {fairness.n} holdout essays (pooled SD {fairness.pooled_sd:.3f})",
+        fairness.smd,
+        thresholds.max_abs_smd,
+        fairness.smd_interval,
+    )
+    return [overall, _subgroup_smd_gate(fairness, thresholds)]
+
+
+def _subgroup_smd_gate(fairness: FairnessReport, thresholds: GateThresholds) -> GateResult:
+    """Fails when a gated subgroup's whole SMD interval lies beyond ±threshold; a point
+    estimate beyond it with an interval that includes it is named but does not fail.
+
+    A subgroup of 30-100 essays has an SMD interval about ±0.2-0.35 wide, so its point estimate
+    crosses 0.10 by chance alone for most models; only an interval wholly beyond the threshold
+    is evidence of a difference that size. A subgroup holding every essay is the overall
+    gate's."""
+    gate, threshold, min_n = _FAIRNESS[1], thresholds.max_abs_subgroup_smd, fairness.min_n_per_group
+    worst = fairness.worst
+    if worst is None:
+        splitting = [row for row in fairness.subgroups if row.n < fairness.n]
+        largest = max(splitting, key=lambda row: row.n, default=None)
+        seen = f" (largest: {largest.label}, n={largest.n})" if largest else ""
+        return GateResult(
+            gate,
+            True,
+            None,
+            threshold,
+            _SIZE_WITHIN,
+            f"no subgroup has at least {min_n} essays{seen}; {gate} does not apply (passes)",
+        )
+    beyond = fairness.shown_beyond(threshold)
+    judged = beyond[0] if beyond else worst
+    low, high = judged.smd_interval or (math.nan, math.nan)
+    above = fairness.exceeding(threshold)
+    message = (
+        f"{'subgroup' if beyond else 'worst subgroup'} {judged.label} (n={judged.n}): SMD "
+        f"{judged.smd:+.3f}, {INTERVAL_LEVEL:.0%} bootstrap interval "
+        f"{_format_interval(low, high, signed=True)}; of {len(fairness.gated)} subgroups with "
+        f">= {min_n} essays, {len(beyond)} lie wholly beyond ±{threshold:g} ({gate} fails on "
+        f"those) and {len(above) - len(beyond)} more exceed it on the point estimate only"
+    )
+    named = beyond or above
+    if named:
+        message += ": " + ", ".join(f"{row.label} (n={row.n}, {row.smd:+.3f})" for row in named)
+    return GateResult(
+        gate,
+        not beyond,
+        judged.smd,
+        threshold,
+        _SIZE_WITHIN,
+        message,
+        low=low,
+        high=high,
+        interval_level=INTERVAL_LEVEL,
+    )
+
+
+# --------------------------------------------------------------------------- anti-gaming
+
+
+def gaming_gate(gaming: GamingReport | None, thresholds: GateThresholds) -> GateResult:
+    """`max_gaming_share`: for every perturbation, the share of gamed copies whose score rose
+    beyond the tolerance is at most the threshold; the worst perturbation is the value.
+
+    It blocks promotion only with `gaming_gate_blocks` (`HULEEDU_GAMING_GATE_BLOCKS`); until
+    the models resist every perturbation it warns, in the report, the verdict and a WARN check.
+    """
+    gate, threshold = _GAMING[0], thresholds.max_gaming_share
+    blocking = thresholds.gaming_gate_blocks
+    if gaming is None or not gaming.effects:
+        return GateResult(
+            gate,
+            False,
+            None,
+            threshold,
+            "<=",
+            f"the anti-gaming check did not run; {gate} requires every perturbation's share of "
+            f"risen scores <= {threshold:g}",
+            blocking=blocking,
+        )
+    worst = max(gaming.effects, key=lambda effect: effect.share_risen)
+    failing = [effect for effect in gaming.effects if effect.share_risen > threshold]
+    passed = not failing
+    message = (
+        f"worst perturbation {worst.perturbation}: {worst.share_risen:.1%} of {worst.n} gamed "
+        f"essays scored more than {gaming.tolerance:.3f} ({gaming.tolerance_sd:g} SD) above "
+        f"their original, {'<=' if passed else '>'} {threshold:.0%} ({gate})"
+    )
+    if failing:
+        message += "; failing: " + ", ".join(
+            f"{effect.perturbation} {effect.share_risen:.1%}" for effect in failing
+        )
+    return GateResult(gate, passed, worst.share_risen, threshold, "<=", message, blocking=blocking)
+
+
+# --------------------------------------------------------------------------- human–human
+
+
+def rater_agreement_gate(
+    agreement: RaterAgreement | None, thresholds: GateThresholds
+) -> GateResult:
+    """`max_qwk_degradation`: human–human QWK minus human–machine QWK on the double-scored
+    holdout essays at most the threshold (point estimate; paired bootstrap interval beside it).
+
+    Without double-scored essays (`agreement` None or n = 0) it passes as not applicable; with
+    fewer than `min_n_per_group` it passes and says the figures are reported, not gated. With
+    enough essays but no machine score on the raters' scale it fails as not measured."""
+    gate, threshold = _RATER[0], thresholds.max_qwk_degradation
+    if agreement is None or agreement.n == 0:
+        return GateResult(
+            gate,
+            True,
+            None,
+            threshold,
+            "<=",
+            f"no double-scored essays: not applicable ({gate} passes)",
+        )
+    n = agreement.n
+    if not agreement.gated:
+        value = None if math.isnan(agreement.degradation) else agreement.degradation
+        shown = "n/a" if value is None else f"{value:+.3f}"
+        low, high = agreement.degradation_interval or (None, None)
+        return GateResult(
+            gate,
+            True,
+            value,
+            threshold,
+            "<=",
+            f"only {n} holdout essays were scored twice, fewer than the {agreement.min_n} "
+            f"(HULEEDU_MIN_N_PER_GROUP) the gate needs: the QWK degradation ({shown}) is "
+            f"reported, not gated ({gate} passes)",
+            low=low,
+            high=high,
+            interval_level=None if low is None else INTERVAL_LEVEL,
+        )
+    human_human, human_machine = agreement.human_human, agreement.human_machine
+    if human_human is None or human_machine is None:
+        why = f": {agreement.note}" if agreement.note else ""
+        return GateResult(
+            gate,
+            False,
+            None,
+            threshold,
+            "<=",
+            f"{n} holdout essays were scored twice, but the model's agreement with the first "
+            f"rater was not measured on the raters' scale{why}; {gate} requires QWK "
+            f"degradation <= {threshold:g}",
+        )
+    return _compare(
+        gate,
+        f"QWK degradation on {n} double-scored essays (human–human {human_human.qwk:.3f} − "
+        f"human–machine {human_machine.qwk:.3f})",
+        agreement.degradation,
+        threshold,
+        "<=",
+        interval=agreement.degradation_interval,
+    )
+
+
 # --------------------------------------------------------------------------- per model
 
 
@@ -448,6 +708,9 @@ def grade_gates(
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
     baselines: BaselineComparison | None,
+    fairness: FairnessReport | None,
+    gaming: GamingReport | None,
+    rater_agreement: RaterAgreement | None = None,
 ) -> list[GateResult]:
     met, intervals = report.metrics, report.intervals
     return [
@@ -478,6 +741,9 @@ def grade_gates(
             thresholds.max_grade_share_difference,
             "<=",
         ),
+        rater_agreement_gate(rater_agreement, thresholds),
+        *fairness_gates(fairness, thresholds),
+        gaming_gate(gaming, thresholds),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -493,6 +759,9 @@ def cefr_gates(
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
     baselines: BaselineComparison | None,
+    fairness: FairnessReport | None,
+    gaming: GamingReport | None,
+    rater_agreement: RaterAgreement | None = None,
 ) -> list[GateResult]:
     """CEFR QWK floor, baselines on QWK, parity, latency, non-inferiority on CEFR QWK;
     macro-F1 is reported, not gated."""
@@ -505,6 +774,9 @@ def cefr_gates(
             ">=",
             interval=report.intervals.get("qwk"),
         ),
+        rater_agreement_gate(rater_agreement, thresholds),
+        *fairness_gates(fairness, thresholds),
+        gaming_gate(gaming, thresholds),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -520,6 +792,9 @@ def band_gates(
     latency: LatencyReport | None,
     champion: ChampionComparison | None,
     baselines: BaselineComparison | None,
+    fairness: FairnessReport | None,
+    gaming: GamingReport | None,
+    rater_agreement: RaterAgreement | None = None,
 ) -> list[GateResult]:
     """IELTS band MAE ceiling, baselines on MAE, parity, latency, non-inferiority on QWK over
     half bands; RMSE and half-band agreement are reported, not gated."""
@@ -533,6 +808,9 @@ def band_gates(
             " bands",
             interval=report.intervals.get("mae"),
         ),
+        rater_agreement_gate(rater_agreement, thresholds),
+        *fairness_gates(fairness, thresholds),
+        gaming_gate(gaming, thresholds),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -547,6 +825,9 @@ def skill_gates(
     parity: Mapping[str, Any] | None,
     champion: ChampionComparison | None,
     baselines: BaselineComparison | None,
+    fairness: FairnessReport | None,
+    gaming: GamingReport | None,
+    rater_agreement: RaterAgreement | None = None,
     latency: LatencyReport | None = None,
 ) -> list[GateResult]:
     """Pearson r with the teachers, ROC AUC, baselines on ROC AUC, parity, non-inferiority.
@@ -571,6 +852,9 @@ def skill_gates(
             ">=",
             interval=intervals.get("roc_auc"),
         ),
+        rater_agreement_gate(rater_agreement, thresholds),
+        *fairness_gates(fairness, thresholds),
+        gaming_gate(gaming, thresholds),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         non_inferiority_gate(champion, thresholds),
@@ -578,34 +862,45 @@ def skill_gates(
 
 
 def summarize(results: Sequence[GateResult]) -> tuple[bool, str]:
-    """(all passed?, one-line verdict naming every failed gate with its value and threshold).
+    """(every blocking gate passed?, one-line verdict naming every failed gate with its value
+    and threshold; failed warning gates are named after them and do not fail the verdict).
 
     No results is not a pass: nothing was checked.
     """
     if not results:
         return False, "no gates were evaluated, so nothing supports promotion"
-    failed = [r for r in results if not r.passed]
-    if not failed:
+    failed = [r for r in results if not r.passed and r.blocking]
+    warned = [r for r in results if not r.passed and not r.blocking]
+    warning = f"; warning, not blocking: {'; '.join(r.message for r in warned)}" if warned else ""
+    if not failed and not warned:
         return True, f"all {len(results)} gates passed"
+    if not failed:
+        blocking = sum(r.blocking for r in results)
+        return True, f"all {blocking} blocking gates passed{warning}"
     details = "; ".join(r.message for r in failed)
-    return False, f"{len(failed)} of {len(results)} gates failed: {details}"
+    return False, f"{len(failed)} of {len(results)} gates failed: {details}{warning}"
 
 
 __all__ = [
     "BAND_GATE_NAMES",
     "BASELINE_GATES",
     "CEFR_GATE_NAMES",
+    "FAIRNESS_GATE_NAMES",
     "GRADE_GATE_NAMES",
+    "RATER_GATE_NAMES",
     "SKILL_GATE_NAMES",
     "GateResult",
     "GateThresholds",
     "band_gates",
     "baseline_gates",
     "cefr_gates",
+    "fairness_gates",
+    "gaming_gate",
     "grade_gates",
     "latency_gates",
     "non_inferiority_gate",
     "parity_gates",
+    "rater_agreement_gate",
     "skill_gates",
     "summarize",
 ]

@@ -242,6 +242,17 @@ def pearson_r(x: ArrayLike, y: ArrayLike) -> float:
     return float("nan") if denominator == 0 else float((a * b).sum() / denominator)
 
 
+def partial_correlation(x: ArrayLike, y: ArrayLike, control: ArrayLike) -> float:
+    """Pearson r of ``x`` and ``y`` with ``control`` held fixed (linearly partialled out):
+    (r_xy − r_xc·r_yc) / sqrt((1 − r_xc²)(1 − r_yc²)); ``nan`` when either is constant given
+    the control."""
+    r_xy, r_xc, r_yc = pearson_r(x, y), pearson_r(x, control), pearson_r(y, control)
+    denominator = np.sqrt((1 - r_xc**2) * (1 - r_yc**2))
+    if not np.isfinite(denominator) or denominator == 0:
+        return float("nan")
+    return float((r_xy - r_xc * r_yc) / denominator)
+
+
 def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     """Area under the ROC curve (Mann–Whitney U with mid-ranks for ties)."""
     from scipy.stats import rankdata

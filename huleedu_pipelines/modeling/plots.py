@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from huleedu_pipelines.modeling.fairness import FairnessReport
     from huleedu_pipelines.modeling.figures import CefrReport, GradeReport, SkillReport
 
 DPI = 100
@@ -152,37 +153,39 @@ def distribution_plot(
     return _save(figure, path)
 
 
-def subgroup_qwk_plot(
-    rows: Sequence[Mapping[str, Any]],
-    path: Path | str,
-    *,
-    column: str = "subgroup",
-    overall_qwk: float | None = None,
-    title: str | None = None,
+def fairness_plot(
+    fairness: FairnessReport, path: Path | str, *, threshold: float, title: str | None = None
 ) -> Path:
-    """Horizontal bars of QWK per subgroup (``grade_report`` subgroup rows), n in the label.
-
-    Groups whose QWK is undefined are drawn as an empty bar labelled "n/a".
-    """
+    """Horizontal bars of SMD per gated subgroup (n in the label) with their 95% intervals,
+    the overall SMD dashed and the subgroup threshold as grey lines either side of zero; bars
+    beyond it are red."""
+    rows = fairness.gated
     if not rows:
-        raise ValueError("no subgroup rows to plot")
-    names = [f"{row['group']} (n={row['n']})" for row in rows]
-    values = np.array([row["qwk"] for row in rows], dtype=np.float64)
-    figure = _figure(5.0, max(2.0, 0.35 * len(rows) + 1.2))
+        raise ValueError("no subgroup has enough essays to plot")
+    values = np.array([row.smd for row in rows], dtype=np.float64)
+    shown = np.nan_to_num(values, nan=0.0)
+    intervals = np.array([row.smd_interval or (v, v) for row, v in zip(rows, shown, strict=True)])
+    errors = np.abs(np.nan_to_num(intervals - shown[:, None], nan=0.0)).T
+    figure = _figure(8.0, max(2.2, 0.4 * len(rows) + 1.4))
     ax = figure.add_subplot()
     y = np.arange(len(rows))
-    ax.barh(y, np.nan_to_num(values, nan=0.0), color="tab:blue")
+    colours = ["tab:red" if abs(v) > threshold else "tab:blue" for v in shown]
+    ax.barh(y, shown, color=colours, xerr=errors, ecolor="dimgrey", capsize=3)
     for i, value in enumerate(values):
         if math.isnan(value):
-            ax.text(0.01, i, "n/a", va="center", fontsize=8)
-    if overall_qwk is not None and not math.isnan(overall_qwk):
-        ax.axvline(overall_qwk, color="black", linestyle="--", linewidth=1, label="overall")
+            ax.text(0.0, i, " n/a", va="center", fontsize=8)
+    for edge in (-threshold, threshold):
+        ax.axvline(edge, color="grey", linewidth=1)
+    if not math.isnan(fairness.smd):
+        ax.axvline(fairness.smd, color="black", linestyle="--", linewidth=1, label="overall")
         ax.legend(fontsize=8, loc="lower right")
-    ax.set_yticks(y, names)
+    ax.axvline(0.0, color="black", linewidth=0.5)
+    ax.set_yticks(y, [f"{row.label} (n={row.n})" for row in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(min(0.0, float(np.nanmin(values)) if np.isfinite(values).any() else 0.0), 1.0)
-    ax.set_xlabel("QWK")
-    ax.set_title(title or f"QWK by {column}", fontsize=10)
+    reach = max(2 * threshold, float(np.nanmax(np.abs(intervals), initial=0.0)) * 1.1)
+    ax.set_xlim(-reach, reach)
+    ax.set_xlabel("SMD: (model − human) / pooled SD of the holdout")
+    ax.set_title(title or "SMD by subgroup (95% intervals)", fontsize=10)
     return _save(figure, path)
 
 
@@ -255,14 +258,6 @@ def grade_plots(report: GradeReport, directory: Path | str) -> dict[str, Path]:
             holdout_share=report.holdout_share,
         ),
     }
-    for column, rows in report.subgroups.items():
-        safe = "".join(c if c.isalnum() else "_" for c in column)
-        plots[f"QWK by {column}"] = subgroup_qwk_plot(
-            rows,
-            folder / f"grade_subgroup_{safe}.png",
-            column=column,
-            overall_qwk=report.metrics["qwk"],
-        )
     return plots
 
 
@@ -282,6 +277,16 @@ def band_plots(
     """Every figure for the IELTS band model (drawn from the bands, not a report)."""
     path = Path(directory) / "band_scatter.png"
     return {"Predicted vs true band": band_scatter_plot(true_bands, predicted_bands, path)}
+
+
+def fairness_plots(
+    fairness: FairnessReport, directory: Path | str, *, threshold: float
+) -> dict[str, Path]:
+    """The SMD-by-subgroup figure, when any subgroup has enough essays to be gated."""
+    if not fairness.gated:
+        return {}
+    path = Path(directory) / "fairness_smd.png"
+    return {"SMD by subgroup": fairness_plot(fairness, path, threshold=threshold)}
 
 
 def skill_plots(report: SkillReport, directory: Path | str) -> dict[str, Path]:
@@ -323,9 +328,10 @@ __all__ = [
     "cefr_plots",
     "confusion_matrix_plot",
     "distribution_plot",
+    "fairness_plot",
+    "fairness_plots",
     "grade_plots",
     "skill_calibration_plot",
     "skill_plots",
-    "subgroup_qwk_plot",
     "write_report_bundle",
 ]

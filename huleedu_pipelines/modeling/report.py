@@ -12,11 +12,12 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from huleedu_pipelines.domain import CEFR_LEVELS
+from huleedu_pipelines.modeling.fairness import AGREEMENT_NAMES, FairnessReport, SubgroupFairness
 from huleedu_pipelines.modeling.figures import (
     INTERVAL_LEVEL,
     BandReport,
@@ -30,6 +31,10 @@ from huleedu_pipelines.modeling.figures import (
 )
 from huleedu_pipelines.modeling.gates import BASELINE_GATES, GateResult, summarize
 from huleedu_pipelines.modeling.ordinal import describe_cutpoint_objective
+from huleedu_pipelines.modeling.rater_agreement import PairAgreement, RaterAgreement
+
+if TYPE_CHECKING:
+    from huleedu_pipelines.services.gaming import GamingReport
 
 _METRIC_NAMES = {
     "qwk": "Quadratic weighted kappa",
@@ -163,7 +168,7 @@ def _gate_lines(gates: Sequence[GateResult]) -> list[str]:
             _short(g.value) if g.value is not None or not g.passed else "—",
             _gate_interval(g),
             f"{g.comparison} {_short(g.threshold)}",
-            "PASS" if g.passed else "**FAIL**",
+            "PASS" if g.passed else "**FAIL**" if g.blocking else "WARN (not blocking)",
             g.message,
         ]
         for g in gates
@@ -273,23 +278,14 @@ def _grade_section(
     ]
     rows = _metric_rows(met, report.intervals, keys)
     header = ["statistic", "human–machine", "95% CI"]
-    if report.human_human is not None:
-        header.append(f"human–human (n={int(report.human_human.get('n', 0))})")
-        for row, key in zip(rows, [k for k in keys if k in met], strict=True):
-            hh_key = "exact_agreement" if key == "accuracy" else key
-            value = report.human_human.get(hh_key)
-            row.append(str(int(value)) if key == "n" and value is not None else _num(value))
     if oracle_qwk is not None:
-        rows.insert(
-            1,
-            ["Best achievable (oracle) QWK", _num(oracle_qwk), ""]
-            + ([""] if report.human_human is not None else []),
-        )
+        rows.insert(1, ["Best achievable (oracle) QWK", _num(oracle_qwk), ""])
     lines += _table(header, rows)
     lines += [
         "",
         "Adjacent agreement counts a prediction within one grade step as agreeing; SMD is "
-        "(mean machine − mean teacher) / pooled SD, where |SMD| > 0.15 is RSMTool's flag.",
+        "(mean machine − mean teacher) / pooled SD; it is gated, overall and per subgroup, "
+        "under *Fairness across subgroups*.",
         "",
         "### Confusion matrix (rows: teacher grade, columns: model grade)",
         "",
@@ -336,30 +332,6 @@ def _grade_section(
         *_calibration_lines(report.calibration),
         "",
     ]
-    for column, group_rows in report.subgroups.items():
-        lines += [f"### Agreement by {column}", ""]
-        lines += _table(
-            [column, "n", "QWK", "exact", "adjacent", "MAE", "SMD"],
-            [
-                [
-                    row["group"],
-                    row["n"],
-                    _num(row["qwk"]),
-                    _num(row["exact"]),
-                    _num(row["adjacent"]),
-                    _num(row["mae"]),
-                    _num(row["smd"]),
-                ]
-                for row in group_rows
-            ],
-        )
-        lines.append("")
-    if report.subgroups:
-        lines += [
-            "Subgroup SMD uses the pooled SDs of the whole holdout, so groups are comparable; "
-            "QWK is n/a where a group's grades do not vary.",
-            "",
-        ]
     return lines
 
 
@@ -467,6 +439,217 @@ def _skill_section(reports: Sequence[SkillReport]) -> list[str]:
     ]
 
 
+def _gate_named(gates: Sequence[GateResult], name: str) -> GateResult | None:
+    return next((gate for gate in gates if gate.gate == name), None)
+
+
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.3f}"
+
+
+def _signed_interval(interval: Interval | None) -> str:
+    if interval is None or math.isnan(interval[0]) or math.isnan(interval[1]):
+        return "—"
+    return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
+
+
+def _fairness_overview(fairness: FairnessReport, gates: Sequence[GateResult]) -> list[str]:
+    """What is compared, the pooled SD and the overall SMD with its gate."""
+    overall = _gate_named(gates, "max_abs_smd")
+    verdict = "—"
+    if overall is not None:
+        verdict = f"|SMD| ≤ {_short(overall.threshold)}: {'PASS' if overall.passed else '**FAIL**'}"
+    lines = [
+        "## Fairness across subgroups",
+        "",
+        f"Scores compared: {fairness.scale}.",
+        "",
+    ]
+    if fairness.note:
+        lines += [f"Note: {fairness.note}.", ""]
+    lines += [
+        "SMD = (mean model − mean human) / pooled SD, with pooled SD = sqrt((s_h² + s_m²) / 2) "
+        "and s_h, s_m the sample SDs (ddof = 1) of the human and model scores on the whole "
+        f"holdout: s_h = {_num(fairness.human_sd)}, s_m = {_num(fairness.machine_sd)}, "
+        f"**pooled SD = {_num(fairness.pooled_sd)}** (n = {fairness.n}). A subgroup's SMD divides "
+        "its own mean difference by this same pooled SD, so subgroups are on one scale "
+        "(Williamson et al. 2012; RSMTool's subgroup SMD up to v6). Intervals are 95% "
+        "bootstrap intervals over essays.",
+        "",
+        *_table(
+            ["", "n", "human mean", "model mean", "SMD", "95% interval", "gate `max_abs_smd`"],
+            [
+                [
+                    "whole holdout",
+                    fairness.n,
+                    _num(fairness.human_mean),
+                    _num(fairness.machine_mean),
+                    _signed(fairness.smd),
+                    _signed_interval(fairness.smd_interval),
+                    verdict,
+                ]
+            ],
+        ),
+        "",
+    ]
+    return lines
+
+
+def _failing_subgroup_lines(fairness: FairnessReport, threshold: float | None) -> list[str]:
+    min_n = fairness.min_n_per_group
+    if threshold is None:
+        return []
+    if not fairness.gated:
+        return [
+            f"No subgroup smaller than the whole holdout has at least {min_n} essays, so none "
+            "is gated.",
+            "",
+        ]
+    failing = fairness.shown_beyond(threshold)
+    watched = [row for row in fairness.exceeding(threshold) if row not in failing]
+    if not failing and not watched:
+        return [
+            f"All {len(fairness.gated)} subgroups with at least {min_n} essays have "
+            f"|SMD| ≤ {_short(threshold)}.",
+            "",
+        ]
+    lines = []
+    if failing:
+        named = "; ".join(f"{row.label} (n={row.n}, SMD {_signed(row.smd)})" for row in failing)
+        lines += [
+            f"**Subgroups whose whole interval lies beyond ±{_short(threshold)} (✗, fails "
+            f"the gate):** {named}.",
+            "",
+        ]
+    if watched:
+        named = "; ".join(f"{row.label} (n={row.n}, SMD {_signed(row.smd)})" for row in watched)
+        lines += [
+            f"Subgroups with |SMD| > {_short(threshold)} whose interval includes the threshold "
+            f"(⚠, watch, not failing): {named}.",
+            "",
+        ]
+    return lines
+
+
+def _subgroup_cells(row: SubgroupFairness, threshold: float | None) -> list[object]:
+    if not row.gated and not row.whole_holdout:
+        return [row.value, row.n, "too few essays", "", "", "", "", "not gated"]
+    flag = "✓"
+    if row.whole_holdout:
+        flag = "whole holdout: `max_abs_smd` judges it"
+    elif threshold is not None and row.shown_beyond(threshold):
+        flag = "✗"
+    elif threshold is not None and abs(row.smd) > threshold:
+        flag = "⚠"
+    return [
+        row.value,
+        row.n,
+        _num(row.agreement),
+        _num(row.human_mean),
+        _num(row.machine_mean),
+        _signed(row.smd),
+        _signed_interval(row.smd_interval),
+        flag,
+    ]
+
+
+def _subgroup_tables(fairness: FairnessReport, threshold: float | None) -> list[str]:
+    agreement = AGREEMENT_NAMES.get(fairness.agreement, fairness.agreement)
+    lines = []
+    for group, with_value in fairness.essays_with_value.items():
+        rows = [row for row in fairness.subgroups if row.group == group]
+        header = [group, "n", agreement, "human mean", "model mean", "SMD", "95% interval", ""]
+        lines += [
+            f"### By {group} ({with_value} of {fairness.n} holdout essays have a value)",
+            "",
+            *_table(header, [_subgroup_cells(row, threshold) for row in rows]),
+            "",
+        ]
+    return lines
+
+
+def _fairness_section(fairness: FairnessReport, gates: Sequence[GateResult]) -> list[str]:
+    subgroup_gate = _gate_named(gates, "max_abs_subgroup_smd")
+    threshold = subgroup_gate.threshold if subgroup_gate is not None else None
+    limit = _short(threshold) if threshold is not None else "the threshold"
+    return [
+        *_fairness_overview(fairness, gates),
+        f"Subgroups with at least {fairness.min_n_per_group} essays are gated "
+        f"(`max_abs_subgroup_smd`): ✗ marks a subgroup whose whole 95% interval lies beyond "
+        f"±{limit}, which fails the gate; ⚠ marks |SMD| > {limit} on "
+        "the point estimate with an interval that includes the threshold (too few essays to "
+        "tell; watch it). Smaller subgroups are listed as too few essays and not gated. "
+        "Agreement is "
+        f"{AGREEMENT_NAMES.get(fairness.agreement, fairness.agreement)}, n/a where a group's "
+        "scores do not vary.",
+        "",
+        *_failing_subgroup_lines(fairness, threshold),
+        *_subgroup_tables(fairness, threshold),
+        *_length_lines(fairness),
+    ]
+
+
+def _length_lines(fairness: FairnessReport) -> list[str]:
+    if fairness.length_n == 0:
+        return [
+            "### Essay length",
+            "",
+            "No word counts were available: length was not checked.",
+            "",
+        ]
+    return [
+        "### Essay length",
+        "",
+        "Partial correlation of the model's score with the word count, controlling for the "
+        f"human score: **r = {_signed(fairness.length_partial_r)}** (n = {fairness.length_n}). "
+        "Near zero, the model rewards length no more than the raters do; clearly positive, "
+        "longer essays score higher than their human score explains. Rater error in the human "
+        "score gives even an accurate model some positive r where longer essays are better "
+        "essays, so compare versions rather than reading it against zero.",
+        "",
+    ]
+
+
+def _gaming_section(gaming: GamingReport, gates: Sequence[GateResult]) -> list[str]:
+    """Per perturbation: the share of copies scored above the tolerance and the distribution
+    of the score change."""
+    from huleedu_pipelines.services.gaming import QUANTILES
+
+    gate = _gate_named(gates, "max_gaming_share")
+    limit = gate.threshold if gate is not None else math.nan
+    rows = [
+        [
+            f"`{effect.perturbation}`",
+            effect.n,
+            f"{effect.share_risen:.1%}",
+            "✗" if effect.share_risen > limit else "✓",
+            _signed(effect.mean_change),
+            *(_signed(value) for value in effect.quantiles),
+        ]
+        for effect in gaming.effects
+    ]
+    header = ["perturbation", "n", "share risen", "gate", "mean change"]
+    header += [f"p{round(q * 100)}" for q in QUANTILES]
+    return [
+        "## Resistance to gaming",
+        "",
+        "Held-out essays perturbed and re-scored through the full feature path (text features "
+        "and embeddings; a copy keeps its original's CJ features): a paragraph repeated to "
+        "double the length, another prompt's essay appended, sentences shuffled, the prompt's "
+        "words stuffed in, every word replaced by gibberish of the same shape. A score *rises* "
+        f"when the copy scores more than **{gaming.tolerance:.3f}** above its original "
+        f"({gaming.tolerance_sd:g} SD of the model's scores on the originals); "
+        f"`max_gaming_share` allows at most {limit:.0%} per perturbation. Score change is copy "
+        "minus original, in the served score's units.",
+        "",
+        *_table(header, rows),
+        "",
+        f"Cost: the copies' features took {gaming.feature_seconds:.1f} s, shared by every model "
+        "of the run.",
+        "",
+    ]
+
+
 def _latency_section(report: LatencyReport) -> list[str]:
     return [
         "## Latency (ONNX, all models together)",
@@ -517,6 +700,73 @@ def _champion_section(
     return [*lines, ""]
 
 
+def _agreement_cell(pair: PairAgreement | None, key: str) -> str:
+    if pair is None:
+        return "not measured"
+    if key == "qwk":
+        low, high = pair.qwk_interval
+        return f"{_num(pair.qwk)} [{_num(low)}, {_num(high)}]"
+    if key == "smd":
+        return _signed(pair.smd)
+    return _num(getattr(pair, key))
+
+
+def _rater_agreement_section(agreement: RaterAgreement, gates: Sequence[GateResult]) -> list[str]:
+    """Human–human beside human–machine on the double-scored essays (RSMTool's section)."""
+    lines = [
+        "## Human–human agreement",
+        "",
+        f"{agreement.n} of the {agreement.n_holdout} holdout essays were scored by a second "
+        "human rater. On those same essays the second rater's agreement with the first "
+        "(human–human) stands beside the model's agreement with the first (human–machine); "
+        "the first rater is the label the model learns from. Scale: "
+        f"{agreement.scale}. Adjacent agreement allows one {agreement.step}; Pearson r and "
+        "SMD ((mean − mean of the first rater) / pooled SD) use the unrounded scores. "
+        "Brackets are 95% bootstrap intervals over the double-scored essays.",
+        "",
+    ]
+    if agreement.note:
+        lines += [f"Note: {agreement.note}.", ""]
+    pairs = (agreement.human_human, agreement.human_machine)
+    rows = [
+        [label, *(_agreement_cell(pair, key) for pair in pairs)]
+        for label, key in (
+            ("QWK", "qwk"),
+            ("Exact agreement", "exact_agreement"),
+            (f"Adjacent agreement (within one {agreement.step})", "adjacent_agreement"),
+            ("Pearson r", "pearson_r"),
+            ("SMD against the first rater", "smd"),
+        )
+    ]
+    lines += _table(
+        ["statistic", f"human–human (n={agreement.n})", f"human–machine (n={agreement.n})"], rows
+    )
+    lines.append("")
+    gate = _gate_named(gates, "max_qwk_degradation")
+    verdict = ""
+    if gate is not None:
+        verdict = (
+            f"; gate `max_qwk_degradation` ≤ {_short(gate.threshold)}: "
+            f"{'PASS' if gate.passed else '**FAIL**'}"
+        )
+    if agreement.human_machine is not None:
+        low, high = agreement.degradation_interval or (math.nan, math.nan)
+        lines += [
+            "**QWK degradation** (human–human − human–machine, positive when the model agrees "
+            f"with the first rater less than a second rater does): "
+            f"**{_signed(agreement.degradation)}** (95% paired bootstrap interval "
+            f"{_signed_interval((low, high))}){verdict}.",
+            "",
+        ]
+    if not agreement.gated:
+        lines += [
+            f"Fewer than {agreement.min_n} essays were scored twice, so the degradation is "
+            "reported, not gated.",
+            "",
+        ]
+    return lines
+
+
 def render_markdown(
     title: str,
     *,
@@ -530,6 +780,9 @@ def render_markdown(
     latency: LatencyReport | None = None,
     champion: ChampionComparison | Mapping[str, ChampionComparison] | None = None,
     baselines: BaselineComparison | None = None,
+    fairness: FairnessReport | None = None,
+    gaming: GamingReport | None = None,
+    rater_agreement: RaterAgreement | None = None,
     cutpoints: Mapping[str, Any] | None = None,
     plots: Mapping[str, Path | str] | None = None,
     relative_to: Path | str | None = None,
@@ -540,7 +793,8 @@ def render_markdown(
     ``cutpoints`` is what the bundle records about its ordinal cut points (the
     ``cutpoints`` entry of its info: objective, share gap), stated in the grade and CEFR
     sections. Plot links are written relative to ``relative_to`` (the folder the Markdown
-    will be saved in) when given, otherwise as the paths passed.
+    will be saved in) when given, otherwise as the paths passed. The human–human section is
+    shown only when ``rater_agreement`` has double-scored essays.
     """
     passed, verdict = summarize(list(gates))
     lines = [
@@ -564,6 +818,12 @@ def render_markdown(
         lines += _cefr_section(cefr, cutpoints)
     if skills:
         lines += _skill_section([skills] if isinstance(skills, SkillReport) else skills)
+    if rater_agreement is not None and rater_agreement.n > 0:
+        lines += _rater_agreement_section(rater_agreement, gates)
+    if fairness is not None:
+        lines += _fairness_section(fairness, gates)
+    if gaming is not None:
+        lines += _gaming_section(gaming, gates)
     if baselines is not None:
         lines += _baseline_section(baselines)
     if latency is not None:

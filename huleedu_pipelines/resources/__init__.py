@@ -38,9 +38,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             min_labels_to_train=settings.min_labels_to_train,
             high_skill_threshold=settings.high_skill_threshold,
             models_dir=str(settings.models_dir),
+            review_target_share=settings.review_target_share,
         ),
         "validation": ValidationResource(
             **dataclasses.asdict(settings.gate_thresholds()),
+            gaming_tolerance_sd=settings.gaming_tolerance_sd,
+            gaming_essays=settings.gaming_essays,
             reports_dir=str(settings.reports_dir),
             latent_truth_path=str(settings.demo_latent_truth_path),
         ),

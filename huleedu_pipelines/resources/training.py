@@ -15,6 +15,8 @@ class TrainingResource(dg.ConfigurableResource):
     min_labels_to_train: int
     high_skill_threshold: float
     models_dir: str
+    review_target_share: float
+    """Share of the validation split's essays under each model's derived review threshold."""
 
     def config(self) -> TrainingConfig:
         return TrainingConfig(seed=self.seed, n_jobs=self.n_jobs)

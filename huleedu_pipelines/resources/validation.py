@@ -26,6 +26,20 @@ class ValidationResource(dg.ConfigurableResource):
     min_cefr_qwk: float
     min_skill_roc_auc: float
     baseline_confidence: float
+    max_abs_smd: float
+    max_abs_subgroup_smd: float
+    min_n_per_group: int
+    """Essays a subgroup needs before its SMD is gated, and double-scored essays the
+    human–human gate needs (`HULEEDU_MIN_N_PER_GROUP`)."""
+    max_qwk_degradation: float
+    max_gaming_share: float
+    gaming_gate_blocks: bool
+    """Whether `max_gaming_share` blocks promotion or warns (`HULEEDU_GAMING_GATE_BLOCKS`)."""
+    gaming_tolerance_sd: float
+    """A gamed copy's score has *risen* when it is this many SDs of the originals' scores above
+    the original (`HULEEDU_GAMING_TOLERANCE_SD`)."""
+    gaming_essays: int
+    """Held-out essays the anti-gaming check perturbs (`HULEEDU_GAMING_ESSAYS`)."""
     reports_dir: str
     latent_truth_path: str | None
     """Demo data only: the generator's truth, for the best achievable (oracle) QWK."""

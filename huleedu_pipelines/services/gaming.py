@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -26,11 +27,24 @@ from huleedu_pipelines.domain.gaming import (
     EssayToGame,
     gamed_copies,
 )
+from huleedu_pipelines.features.bradley_terry import COMPARISON_COLUMNS
+from huleedu_pipelines.features.build import build_features
+from huleedu_pipelines.features.embeddings import SentenceEmbedder
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 Featurize = Callable[[pl.DataFrame], pl.DataFrame]
 """(essay_id, text, prompt_text) -> the feature table rows for those essays, same order."""
+
+
+@dataclass(frozen=True)
+class GamingCheck:
+    """How the anti-gaming check runs: the feature path, how many held-out essays it perturbs
+    and the rise that counts (in SDs of a model's scores on the originals)."""
+
+    featurize: Featurize
+    max_essays: int
+    tolerance_sd: float
 
 
 @dataclass(frozen=True)
@@ -130,3 +144,25 @@ def gaming_report(
             )
         )
     return GamingReport(tolerance, tolerance_sd, tuple(effects), features.seconds)
+
+
+def essays_to_game(
+    essays: pl.DataFrame, essay_ids: list[str], limit: int, seed: int
+) -> pl.DataFrame:
+    """Up to `limit` of `essay_ids` (a seeded sample, so a rerun games the same essays) with
+    `essay_id, text, prompt_text, prompt_id` from `essays` (raw_essays rows)."""
+    chosen = essays.filter(pl.col("essay_id").is_in(essay_ids)).sort("essay_id")
+    if chosen.height > limit:
+        chosen = chosen.sample(n=limit, seed=seed).sort("essay_id")
+    return chosen.select("essay_id", "text", "prompt_text", "prompt_id")
+
+
+def featurizer(cache_root: Path, embedder: SentenceEmbedder) -> Featurize:
+    """The serving feature path (`features.build.build_features`) without CJ comparisons: the
+    copies keep their originals' CJ columns (`build_gamed_features`)."""
+    no_comparisons = pl.DataFrame(schema={column: pl.String for column in COMPARISON_COLUMNS})
+
+    def featurize(essays: pl.DataFrame) -> pl.DataFrame:
+        return build_features(essays, no_comparisons, cache_root, embedder).table
+
+    return featurize

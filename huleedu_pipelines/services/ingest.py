@@ -22,6 +22,7 @@ from huleedu_pipelines.domain.input_rules import (
     rating_problem,
     unknown_essay_problem,
 )
+from huleedu_pipelines.domain.second_ratings import second_rating_problem
 from huleedu_pipelines.warehouse.loading import source_key
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import (
@@ -29,6 +30,7 @@ from huleedu_pipelines.warehouse.tables import (
     essays,
     ielts_scores,
     prompts,
+    second_ratings,
     skill_ratings,
     teacher_grades,
 )
@@ -183,3 +185,34 @@ def valid_attributes(connection: sa.Connection) -> tuple[pl.DataFrame, list[Quar
         essay_attributes,
         lambda row: attribute_name_problem(row["name"]) or attribute_value_problem(row["value"]),
     )
+
+
+SECOND_RATING_SCHEMA = {
+    "essay_id": pl.String,
+    "label": pl.String,
+    "value": pl.String,
+    "rated_at": pl.Datetime("us", "UTC"),
+}
+
+
+def valid_second_ratings(
+    connection: sa.Connection,
+    *,
+    known_essays: set[str],
+    max_future_skew: dt.timedelta,
+    now: dt.datetime,
+) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+    """Second ratings of `known_essays` (`SECOND_RATING_SCHEMA`, sorted) that obey the rules of
+    the label they repeat (`domain.second_ratings`); the others become quarantine entries, as
+    labels do."""
+    query = sa.select(second_ratings).order_by(second_ratings.c.essay_id, second_ratings.c.label)
+    good, entries = split_valid_rows(
+        read_frame(connection, query),
+        second_ratings,
+        lambda row: (
+            unknown_essay_problem(row["essay_id"], known_essays)
+            or second_rating_problem(row["label"], row["value"])
+            or future_timestamp_problem("rated_at", row["rated_at"], now, max_future_skew)
+        ),
+    )
+    return good.select(list(SECOND_RATING_SCHEMA)).cast(SECOND_RATING_SCHEMA), entries

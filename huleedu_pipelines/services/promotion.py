@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,8 +20,11 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from huleedu_pipelines.domain.subgroups import subgroup_frame
+from huleedu_pipelines.features.bradley_terry import CJ_FEATURE_COLUMNS
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling.fairness import FairnessReport
 from huleedu_pipelines.modeling.families import (
     Family,
     HoldoutEvidence,
@@ -41,8 +45,17 @@ from huleedu_pipelines.modeling.gates import (
 )
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.names import CHAMPION
+from huleedu_pipelines.modeling.rater_agreement import RaterAgreement
 from huleedu_pipelines.modeling.report import render_markdown
 from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
+from huleedu_pipelines.services.gaming import (
+    GamedFeatures,
+    GamingCheck,
+    GamingReport,
+    build_gamed_features,
+    essays_to_game,
+    gaming_report,
+)
 from huleedu_pipelines.warehouse.serving import (
     locked_serving_version,
     record_alias_move,
@@ -58,6 +71,13 @@ STORAGE_FILES = {
     "skill_labels": "skill_labels.parquet",
     "essays": "raw_essays.parquet",
 }
+OPTIONAL_STORAGE_FILES = {
+    "attributes": "essay_attributes.parquet",
+    "second_ratings": "second_ratings.parquet",
+}
+"""Read when present: a home trained before essay attributes existed has none, which means
+no attributes (the built-in groups prompt, source and length band are still reported); one
+trained before second ratings existed has no double-scored essays (no human–human section)."""
 
 
 class PromotionError(RuntimeError):
@@ -66,7 +86,12 @@ class PromotionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Holdout:
-    """The test split of the last training run with its labels and subgroup columns."""
+    """The test split of the last training run with its labels, essays and their attributes.
+
+    `essays` are `raw_essays` rows (`essay_id, prompt_id, source, text`); `attributes` is the
+    `essay_attributes` asset (`essay_id, name, value`), or None for no attributes;
+    `second_ratings` is the `second_ratings` asset (`essay_id, label, value, ...`), or None
+    when no essay was scored twice."""
 
     feature_table: pl.DataFrame
     splits: pl.DataFrame
@@ -74,6 +99,8 @@ class Holdout:
     cefr_labels: pl.DataFrame
     skill_labels: pl.DataFrame
     essays: pl.DataFrame
+    attributes: pl.DataFrame | None = None
+    second_ratings: pl.DataFrame | None = None
 
     @classmethod
     def from_storage(cls, storage_dir: Path) -> Holdout:
@@ -82,8 +109,28 @@ class Holdout:
             raise FileNotFoundError(
                 f"{storage_dir} lacks {', '.join(missing)}: run `huleedu-pipelines train` first"
             )
+        optional = {
+            key: pl.read_parquet(storage_dir / name)
+            for key, name in OPTIONAL_STORAGE_FILES.items()
+            if (storage_dir / name).exists()
+        }
         return cls(
-            **{key: pl.read_parquet(storage_dir / name) for key, name in STORAGE_FILES.items()}
+            **{key: pl.read_parquet(storage_dir / name) for key, name in STORAGE_FILES.items()},
+            **optional,
+        )
+
+    def subgroups(self, essay_ids: Sequence[str]) -> pl.DataFrame:
+        """`essay_id, group, value` for these essays: prompt, source, length band and every
+        attribute (`domain.subgroups.subgroup_frame`)."""
+        essays = self.essays.filter(pl.col("essay_id").is_in(list(essay_ids)))
+        return subgroup_frame(essays, self.attributes)
+
+    def second_ratings_of(self, essay_ids: Sequence[str]) -> pl.DataFrame | None:
+        """`essay_id, label, value` of the second ratings of these essays, or None."""
+        if self.second_ratings is None:
+            return None
+        return self.second_ratings.filter(pl.col("essay_id").is_in(list(essay_ids))).select(
+            "essay_id", "label", "value"
         )
 
     def labels_of(self, family: Family) -> pl.DataFrame:
@@ -168,6 +215,7 @@ class ModelValidation:
                     "high": g.high,
                     "interval_level": g.interval_level,
                     "message": g.message,
+                    "blocking": g.blocking,
                 }
                 for g in self.gates
             ]
@@ -187,13 +235,15 @@ def validate_version(
     high_skill_threshold: float,
     reports_dir: Path,
     oracle_qwk: float | None = None,
+    gamed: GamedFeatures | None = None,
+    gaming_tolerance_sd: float = 0.0,
 ) -> ModelValidation:
     """Report and gates for one version on the holdout; writes report.md and plots.
 
     What is reported, compared with the champion and with the trivial and ridge baselines
     (fitted on the holdout's training split), gated and drawn is the model's family's
     (`modeling.families`)."""
-    from huleedu_pipelines.modeling.plots import write_report_bundle
+    from huleedu_pipelines.modeling.plots import fairness_plots, write_report_bundle
 
     model = registered_model(model_name)
     family = model.family
@@ -212,8 +262,13 @@ def validate_version(
         training_targets=lambda: holdout.rows(model_name, high_skill_threshold, "train")[
             "target"
         ].to_numpy(),
+        subgroups=holdout.subgroups(test["essay_id"].to_list()),
+        second_ratings=holdout.second_ratings_of(test["essay_id"].to_list()),
     )
     report = family.report(evidence, seed)
+    fairness = family.fairness(evidence, min_n_per_group=thresholds.min_n_per_group, seed=seed)
+    agreement = family.rater_agreement(evidence, min_n=thresholds.min_n_per_group, seed=seed)
+    gaming = gaming_check(bundle, family, gamed, gaming_tolerance_sd)
     comparison: ChampionComparison | None = None
     champion_version = None
     if champion is not None and champion[0] != version:
@@ -246,8 +301,13 @@ def validate_version(
         latency=latency,
         champion=comparison,
         baselines=baselines,
+        fairness=fairness,
+        gaming=gaming,
+        rater_agreement=agreement,
     )
-    plots = family.plots(report, evidence, folder)
+    plots = family.plots(report, evidence, folder) | fairness_plots(
+        fairness, folder, threshold=thresholds.max_abs_subgroup_smd
+    )
     markdown = render_markdown(
         f"{model_name} v{version} — validation report",
         model_name=model_name,
@@ -256,6 +316,9 @@ def validate_version(
         latency=latency,
         champion=comparison,
         baselines=baselines,
+        fairness=fairness,
+        gaming=gaming,
+        rater_agreement=agreement,
         cutpoints=bundle.info.get("cutpoints"),
         plots=plots,
         relative_to=folder,
@@ -268,12 +331,60 @@ def validate_version(
         version=version,
         family=family.name,
         gates=gates,
-        metrics={k: float(v) for k, v in report.metrics.items()},
+        metrics={k: float(v) for k, v in report.metrics.items()}
+        | fairness_metrics(fairness)
+        | gaming_metrics(gaming)
+        | rater_agreement_metrics(agreement),
         report_path=report_path,
         champion_version=champion_version,
         plots=plots,
         baselines=baselines,
     )
+
+
+def gaming_check(
+    bundle: ModelBundle, family: Family, gamed: GamedFeatures | None, tolerance_sd: float
+) -> GamingReport | None:
+    """How each perturbation moves this model's served score (`Family.gaming_score`)."""
+    if gamed is None:
+        return None
+
+    def score(rows: pl.DataFrame) -> np.ndarray:
+        return family.gaming_score(bundle.predict(feature_matrix(rows)))
+
+    return gaming_report(score, gamed, tolerance_sd)
+
+
+def gaming_metrics(gaming: GamingReport | None) -> dict[str, float]:
+    """Each perturbation's share of risen scores, logged with the validation metrics."""
+    if gaming is None:
+        return {}
+    return {f"gaming_share_risen_{e.perturbation}": e.share_risen for e in gaming.effects}
+
+
+def rater_agreement_metrics(agreement: RaterAgreement) -> dict[str, float]:
+    """Human–human and human–machine QWK on the double-scored essays, when there are any."""
+    if agreement.n == 0:
+        return {}
+    metrics = {"double_scored_essays": float(agreement.n)}
+    if agreement.human_human is not None:
+        metrics["human_human_qwk"] = agreement.human_human.qwk
+    if agreement.human_machine is not None:
+        metrics["human_machine_qwk_double_scored"] = agreement.human_machine.qwk
+        metrics["qwk_degradation"] = agreement.degradation
+    return metrics
+
+
+def fairness_metrics(fairness: FairnessReport) -> dict[str, float]:
+    """The fairness figures logged with the version's validation metrics."""
+    worst = fairness.worst
+    return {
+        "fairness_smd": fairness.smd,
+        "fairness_pooled_sd": fairness.pooled_sd,
+        "fairness_worst_subgroup_abs_smd": abs(worst.smd) if worst is not None else math.nan,
+        "fairness_subgroups_gated": float(len(fairness.gated)),
+        "length_partial_r": fairness.length_partial_r,
+    }
 
 
 def compare_with_baselines(
@@ -342,12 +453,30 @@ VALIDATION_SCHEMA = {
 @dataclass(frozen=True)
 class ValidationPolicy:
     """How a version is validated: the gate thresholds, the bootstrap seed, the rating from
-    which a skill counts as high, and where reports are written."""
+    which a skill counts as high, where reports are written and how the anti-gaming check runs
+    (None: it does not, and `max_gaming_share` fails saying so)."""
 
     thresholds: GateThresholds
     seed: int
     high_skill_threshold: float
     reports_dir: Path
+    gaming: GamingCheck | None = None
+
+
+def gamed_holdout_features(holdout: Holdout, policy: ValidationPolicy) -> GamedFeatures | None:
+    """Features of the perturbed copies of up to `max_essays` test essays, built once and shared
+    by every model of the run."""
+    if policy.gaming is None:
+        return None
+    test_ids = holdout.splits.filter(pl.col("split") == "test")["essay_id"].to_list()
+    essays = essays_to_game(holdout.essays, test_ids, policy.gaming.max_essays, policy.seed)
+    return build_gamed_features(
+        essays,
+        holdout.feature_table,
+        policy.gaming.featurize,
+        CJ_FEATURE_COLUMNS,
+        policy.seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -359,6 +488,9 @@ class ChallengerValidations:
     """`VALIDATION_SCHEMA` rows, one per result."""
     latency: LatencyReport | None
     oracle_qwk: float | None
+    gamed: GamedFeatures | None = None
+    """The anti-gaming copies every model was scored on (their build time is the check's
+    cost)."""
 
 
 def champion_to_beat(
@@ -408,6 +540,9 @@ def validate_challengers(
     X_test = feature_matrix(holdout.feature_table.filter(pl.col("essay_id").is_in(test_ids)))
     latency = measure_serving_latency(list(bundles.values()), X_test) if bundles else None
     oracle = oracle_qwk(latent_truth_path, test_ids, holdout.grade_labels)
+    gamed = gamed_holdout_features(holdout, policy) if bundles else None
+    if gamed is not None and log is not None:
+        log.info(f"anti-gaming copies featurized in {gamed.seconds:.1f} s")
     results, rows = [], []
     for card in cards.iter_rows(named=True):
         name, version = card["model_name"], card["version"]
@@ -423,6 +558,8 @@ def validate_challengers(
             high_skill_threshold=policy.high_skill_threshold,
             reports_dir=policy.reports_dir,
             oracle_qwk=oracle,
+            gamed=gamed,
+            gaming_tolerance_sd=policy.gaming.tolerance_sd if policy.gaming else 0.0,
         )
         if log is not None:
             log.info(f"{name} v{version}: {result.verdict}")
@@ -430,7 +567,7 @@ def validate_challengers(
         results.append(result)
         rows.append(result.report_row(card["run_id"]))
     reports = pl.DataFrame(rows, schema=VALIDATION_SCHEMA)
-    return ChallengerValidations(results, reports, latency, oracle)
+    return ChallengerValidations(results, reports, latency, oracle, gamed)
 
 
 def _record_validation(registry: ModelRegistry, run_id: str, result: ModelValidation) -> None:
@@ -472,6 +609,8 @@ def validate_registered(
         seed=policy.seed,
         high_skill_threshold=policy.high_skill_threshold,
         reports_dir=policy.reports_dir,
+        gamed=gamed_holdout_features(holdout, policy),
+        gaming_tolerance_sd=policy.gaming.tolerance_sd if policy.gaming else 0.0,
     )
 
 

@@ -40,7 +40,8 @@ from huleedu_pipelines.features.build import (
     feature_version,
 )
 from huleedu_pipelines.features.embeddings import SentenceEmbedder
-from huleedu_pipelines.modeling.bundle import ModelBundle
+from huleedu_pipelines.modeling import coherence
+from huleedu_pipelines.modeling.bundle import BundlePrediction, ModelBundle
 from huleedu_pipelines.modeling.families import family_of
 from huleedu_pipelines.modeling.names import (
     ALL_MODELS,
@@ -356,12 +357,14 @@ def load_serving_models(
 
 @dataclass(frozen=True)
 class GradeModels:
-    """The three models behind one `essay_grade_predictions` row, for one alias."""
+    """The three models behind one `essay_grade_predictions` row, for one alias, and the skill
+    models its coherence check reads (`modeling.coherence`; not part of the row's key)."""
 
     alias: str
     grade: ServingModel | None
     cefr: ServingModel | None
     band: ServingModel | None
+    skills: tuple[ServingModel, ...] = ()
 
     @property
     def members(self) -> list[ServingModel]:
@@ -388,16 +391,22 @@ def grade_targets(models: ServingModels) -> list[GradeModels]:
         )
         return []
     champions = GradeModels(
-        CHAMPION, *(models.champions.get(name) for name in GRADE_VERSION_COLUMNS)
+        CHAMPION,
+        *(models.champions.get(name) for name in GRADE_VERSION_COLUMNS),
+        skills=tuple(models.champions[n] for n in SKILL_MODELS.values() if n in models.champions),
     )
     targets = [champions] if champions.members else []
     if any(name in models.challengers for name in GRADE_VERSION_COLUMNS):
+
+        def shadow(name: str) -> ServingModel | None:
+            return models.challengers.get(name) or models.champions.get(name)
+
         targets.append(
             GradeModels(
                 CHALLENGER,
-                *(
-                    models.challengers.get(name) or models.champions.get(name)
-                    for name in GRADE_VERSION_COLUMNS
+                *(shadow(name) for name in GRADE_VERSION_COLUMNS),
+                skills=tuple(
+                    m for m in (shadow(n) for n in SKILL_MODELS.values()) if m is not None
                 ),
             )
         )
@@ -460,6 +469,42 @@ def skill_needs(connection: sa.Connection, features: pl.DataFrame, model: Servin
 # --------------------------------------------------------------------------- rows
 
 
+class ChunkPredictions:
+    """Each serving model's predictions on one chunk's feature rows, computed once: the grade
+    row's coherence check reads the skill models' predictions, and the skill rows reuse them.
+    The time each model takes is added to `timings` under `<name>@<alias>`."""
+
+    def __init__(self, X: np.ndarray, timings: dict[str, float]) -> None:
+        self.X = X
+        self.timings = timings
+        self._predictions: dict[tuple[str, str], BundlePrediction] = {}
+
+    def __call__(self, model: ServingModel) -> BundlePrediction:
+        key = (model.name, model.version)
+        if key not in self._predictions:
+            started = time.perf_counter()
+            self._predictions[key] = model.bundle.predict(self.X)
+            timing = f"{model.name}@{model.alias}"
+            self.timings[timing] = self.timings.get(timing, 0.0) + time.perf_counter() - started
+        return self._predictions[key]
+
+
+def _prediction_rows(prediction: BundlePrediction, keep: np.ndarray) -> BundlePrediction:
+    """The rows of `prediction` where `keep` is True."""
+    return BundlePrediction(
+        *(
+            None if value is None else value[keep]
+            for value in (
+                prediction.labels,
+                prediction.probabilities,
+                prediction.score,
+                prediction.confidence,
+                prediction.rating_scale_score,
+            )
+        )
+    )
+
+
 def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> pl.Series:
     """Each row's probabilities as a JSON object keyed by class label, rounded to 6 places
     (encoded column-wise by polars: per-row json.dumps was a third of the scoring time)."""
@@ -500,11 +545,16 @@ def grade_frame(
     run_id: str | None,
     scored_at: dt.datetime,
     timings: dict[str, float],
+    predictions: ChunkPredictions | None = None,
 ) -> pl.DataFrame:
     """One `essay_grade_predictions` row per row of `chunk` (JSON columns as text).
 
-    `needs_review` is set below the confidence threshold, and always when there is no grade
-    model to be confident about."""
+    `needs_review` is set, with every reason in `review_reasons`, when the grade model's
+    confidence is below its threshold (the one its bundle recorded at training; bundles
+    without one use `review_threshold`), when the models disagree by `MIN_LEVEL_GAP` or more
+    CEFR levels (`modeling.coherence`: grade, CEFR, the band's CEFR and the profile of
+    `target.skills`), and always when there is no grade model to be confident about."""
+    predict = predictions if predictions is not None else ChunkPredictions(X, timings)
     n = chunk.height
     columns: dict[str, pl.Series] = {
         "essay_id": chunk["essay_id"],
@@ -515,11 +565,15 @@ def grade_frame(
         "cefr": pl.Series([None] * n, dtype=pl.String),
         "cefr_probabilities": pl.Series([None] * n, dtype=pl.String),
         "ielts_band": pl.Series([None] * n, dtype=pl.Float64),
-        "needs_review": pl.Series([True] * n, dtype=pl.Boolean),
     }
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    outputs: list[coherence.ModelOutput] = []
+    if target.grade is None:
+        for essay_reasons in reasons:
+            essay_reasons.append("no grade model serves")
     for model in target.members:
-        started = time.perf_counter()
-        prediction = model.bundle.predict(X)
+        prediction = predict(model)
+        outputs.append(coherence.ModelOutput.of(model.bundle, prediction))
         labels = model.bundle.class_labels
         family = family_of(model.name)
         column = str(family.prediction_column)
@@ -533,11 +587,24 @@ def grade_frame(
             ).alias(f"{column}_probabilities")
         if family.confidence_decides_review:
             columns["confidence"] = pl.Series(prediction.confidence, dtype=pl.Float64)
-            columns["needs_review"] = pl.Series(
-                prediction.confidence < review_threshold, dtype=pl.Boolean
-            )
-        key = f"{model.name}@{model.alias}"
-        timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+            stored = coherence.stored_review_threshold(model.bundle.info)
+            threshold = review_threshold if stored is None else stored
+            for row in np.flatnonzero(prediction.confidence < threshold):
+                reasons[row].append(
+                    coherence.low_confidence_reason(
+                        float(prediction.confidence[row]), threshold, family.name
+                    )
+                )
+    outputs += [coherence.ModelOutput.of(m.bundle, predict(m)) for m in target.skills]
+    pairs = coherence.compared_pairs(coherence.level_views(outputs))
+    for essay_reasons, disagreements in zip(
+        reasons, coherence.incoherence_reasons(pairs, n), strict=True
+    ):
+        essay_reasons.extend(disagreements)
+    columns["needs_review"] = pl.Series([bool(r) for r in reasons], dtype=pl.Boolean)
+    columns["review_reasons"] = pl.Series(
+        ["; ".join(r) if r else None for r in reasons], dtype=pl.String
+    )
     versions = {name: pl.lit(value, pl.String) for name, value in target.versions().items()}
     return pl.DataFrame(columns).with_columns(
         **versions,
@@ -558,11 +625,13 @@ def skill_frame(
     scored_at: dt.datetime,
     n_jobs: int,
     timings: dict[str, float],
+    prediction: BundlePrediction | None = None,
 ) -> pl.DataFrame:
     """One `skill_assessments` row per row of `chunk`; `top_features` (JSON text) only where
-    `explain` is True."""
+    `explain` is True. `prediction`: the model's on these rows, when already computed."""
     started = time.perf_counter()
-    prediction = model.bundle.predict(X)
+    if prediction is None:
+        prediction = model.bundle.predict(X)
     top: list[str | None] = [None] * chunk.height
     if explain.any():
         explained = top_contributions(model.bundle, X[explain], n_jobs=n_jobs)
@@ -691,6 +760,7 @@ def score_essays(
             # float64: stacked models compute their ridge stage from the exact features and
             # hand the boosters' ONNX graph its float32 input themselves.
             X = feature_matrix(chunk)
+            predict = ChunkPredictions(X, timings)
             out = _Chunk()
             review = np.ones(len(rows_at), dtype=bool)
             for target, needs in zip(grades, grade_needs_, strict=True):
@@ -702,6 +772,7 @@ def score_essays(
                     run_id=run_id,
                     scored_at=scored_at,
                     timings=timings,
+                    predictions=predict,
                 )
                 if target.alias == CHAMPION:
                     review = frame["needs_review"].to_numpy()
@@ -719,6 +790,7 @@ def score_essays(
                 else:
                     explain = review[keep]
                 every = bool(keep.all())  # the usual case: no copy of the chunk
+                prediction = predict(model)
                 frame = skill_frame(
                     skill,
                     model,
@@ -729,6 +801,7 @@ def score_essays(
                     scored_at=scored_at,
                     n_jobs=n_jobs,
                     timings=timings,
+                    prediction=prediction if every else _prediction_rows(prediction, keep),
                 )
                 out.skills.append((frame, needs.new[rows_at][keep]))
                 outcome.explained_rows += int(explain.sum())

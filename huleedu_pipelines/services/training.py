@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
+from huleedu_pipelines.modeling import coherence
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.families import RegisteredModel, fit_recipe
 from huleedu_pipelines.modeling.training import SplitData, TrainingConfig
@@ -55,6 +56,9 @@ class TrainingRun:
     high_skill_threshold: float
     models_dir: Path
     run_id: str
+    review_target_share: float
+    """The share of the validation split's essays a model's review threshold puts under it
+    (`modeling.coherence.review_threshold`)."""
 
     def bundle_dir(self, model_name: str) -> Path:
         return Path(self.models_dir) / model_name / self.run_id
@@ -162,6 +166,9 @@ def train_and_register(
         fit_recipe(model, run.config, MODEL_FEATURE_COLUMNS)(data),
         feature_version=parts["train"]["feature_version"][0],
     )
+    bundle = with_review_references(
+        bundle, model, validation_essays(feature_table, splits), run.review_target_share
+    )
     X_test = feature_matrix(parts["test"])
     ratings = parts["test"]["rating"] if model.skill else None
     metrics = family.headline_metrics(target(parts["test"]), bundle.predict(X_test), ratings)
@@ -200,6 +207,29 @@ def train_and_register(
     }
 
 
+def validation_essays(feature_table: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
+    """Every essay of the validation split with its features, labelled or not: the essays
+    each model of a run describes itself on (the same essays for every model)."""
+    validation = splits.filter(pl.col("split") == "validation").select("essay_id")
+    return feature_table.join(validation, on="essay_id").sort("essay_id")
+
+
+def with_review_references(
+    bundle: ModelBundle, model: RegisteredModel, essays: pl.DataFrame, target_share: float
+) -> ModelBundle:
+    """`bundle` with what scoring's review flags read from it, fitted on `essays` (the
+    validation split): its side of the coherence link (`coherence.LevelReference`) and, for a
+    model whose confidence decides review, the confidence threshold under which
+    `target_share` of those essays fall."""
+    prediction = bundle.predict(feature_matrix(essays))
+    info = dict(bundle.info)
+    info[coherence.REFERENCE_KEY] = coherence.fit_reference(model.family.name, prediction).to_info()
+    if model.family.confidence_decides_review:
+        threshold = coherence.review_threshold(prediction.confidence, target_share)
+        info[coherence.REVIEW_KEY] = threshold.to_info()
+    return dataclasses.replace(bundle, info=info)
+
+
 def _flat_params(bundle: ModelBundle) -> dict[str, Any]:
     params = {f"lgbm_{k}": v for k, v in bundle.info.get("params", {}).items()}
     for key in ("strategy", "n_train", "n_validation", "best_iterations"):
@@ -209,4 +239,8 @@ def _flat_params(bundle: ModelBundle) -> dict[str, Any]:
         params[f"validation_qwk_{name}"] = round(float(value), 5)
     params["calibration"] = json.dumps(bundle.info.get("calibration", {}))[:250]
     params["n_features"] = len(bundle.feature_columns)
+    review = bundle.info.get(coherence.REVIEW_KEY)
+    if review:
+        params["review_confidence_threshold"] = review["confidence_threshold"]
+        params["review_target_share"] = review["target_share"]
     return params

@@ -3,8 +3,10 @@
 Required column: `essay`. Optional: `essay_id`, `student_id`, `prompt` (prompt text),
 `band`, `grade`, one rating column per skill (named after the skill), and any number of
 `group_<name>` columns: subgroups for fairness analysis, stored in `essay_attributes` (see
-`ATTRIBUTE_COLUMN_PREFIX`). Other columns, such as the IELTS layout's `evaluation`, are
-ignored. Missing essay ids are derived from a hash of the text, so importing the same file
+`ATTRIBUTE_COLUMN_PREFIX`), and second raters' scores in `<label>_rater2` columns
+(`grade_rater2`, `band_rater2`, `<skill>_rater2`), stored in `second_ratings` for human–human
+agreement (`domain.second_ratings`). Other columns, such as the IELTS layout's `evaluation`,
+are ignored. Missing essay ids are derived from a hash of the text, so importing the same file
 twice adds nothing.
 
 How a file is read:
@@ -22,6 +24,11 @@ How a file is read:
 - A `group_<name>` column whose name breaks `attribute_name_problem` is rejected whole (the
   summary says why); a bad cell is quarantined on its own and the essay still imports. An
   empty cell stores nothing; a changed value replaces the stored one (`warehouse.attributes`).
+- A `<label>_rater2` column whose label is not `grade`, `band` or a skill is rejected whole
+  (the summary says why). A cell is judged by the rules of the label it repeats; a bad one is
+  quarantined on its own (the reason names line and column) and the essay still imports. A
+  second rating is a label: a re-import with another value keeps the stored one
+  (`label_conflict`), as for first ratings.
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ from huleedu_pipelines.domain.input_rules import (
     grade_problem,
     rating_problem,
 )
+from huleedu_pipelines.domain.second_ratings import (
+    RATER2_SUFFIX,
+    canonical_second_rating,
+    second_rating_label_problem,
+    second_rating_problem,
+)
 from huleedu_pipelines.domain.skills import SKILLS
 from huleedu_pipelines.warehouse.attributes import load_attributes
 from huleedu_pipelines.warehouse.engine import migrate
@@ -59,6 +72,7 @@ LABEL_TABLES = ("teacher_grades", "ielts_scores", "skill_ratings")
 ATTRIBUTE_TABLE = "essay_attributes"
 ATTRIBUTE_COLUMN_PREFIX = "group_"
 """`group_gender` holds the essay's `gender` attribute."""
+SECOND_RATING_TABLE = "second_ratings"
 
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (an .xlsx or .ods workbook?)"),
@@ -108,7 +122,11 @@ class ImportSummary:
     attributes_imported: int = 0
     attributes_updated: int = 0
     rejected_columns: list[str] = field(default_factory=list)
-    """One sentence per `group_<name>` column that was not imported, saying why."""
+    """One sentence per `group_<name>` or `<label>_rater2` column that was not imported,
+    saying why."""
+    second_rating_labels: list[str] = field(default_factory=list)
+    """Labels read from `<label>_rater2` columns."""
+    second_ratings_imported: int = 0
 
     def describe(self) -> str:
         text = (
@@ -121,6 +139,11 @@ class ImportSummary:
             text += (
                 f"; attributes {', '.join(self.attribute_names)}: {self.attributes_imported} "
                 f"new, {self.attributes_updated} changed"
+            )
+        if self.second_rating_labels:
+            text += (
+                f"; second ratings of {', '.join(self.second_rating_labels)}: "
+                f"{self.second_ratings_imported} new"
             )
         return "\n".join([text, *(f"  rejected {message}" for message in self.rejected_columns)])
 
@@ -301,6 +324,25 @@ def attribute_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
     return usable, rejected
 
 
+def second_rating_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The label per usable `<label>_rater2` column, and a sentence per rejected one."""
+    usable: dict[str, str] = {}
+    rejected: list[str] = []
+    for column in columns:
+        if not column.endswith(RATER2_SUFFIX):
+            continue
+        label = column.removesuffix(RATER2_SUFFIX)
+        problem = second_rating_label_problem(label)
+        if problem is None:
+            usable[column] = label
+        else:
+            rejected.append(
+                f"column {column!r}: {problem.detail}; none of its values were imported. Rename "
+                "the column and import the file again"
+            )
+    return usable, rejected
+
+
 @dataclass
 class _EssayLine:
     """What one CSV line contributes: an essay (by its position in the load) and the rows
@@ -333,6 +375,34 @@ def _attributes_of_line(
         reject(ATTRIBUTE_TABLE, f"{entry.essay_id}|{name}", located, payload)
 
 
+def _second_ratings_of_line(
+    entry: _EssayLine,
+    row: dict[str, str],
+    columns: dict[str, str],
+    rated_at: dt.datetime,
+    reject: Callable[[str, str, Problem, dict[str, Any]], None],
+) -> None:
+    """Add the line's second ratings to `entry`; empty cells are skipped, bad ones rejected."""
+    for column, label in columns.items():
+        value = _clean(row.get(column))
+        if value is None:
+            continue
+        problem = second_rating_problem(label, value)
+        if problem is None:
+            rating = {
+                "essay_id": entry.essay_id,
+                "label": label,
+                "value": canonical_second_rating(label, value),
+                "rated_at": rated_at,
+            }
+            entry.labels.append((SECOND_RATING_TABLE, rating))
+            continue
+        located = Problem(problem.rule, f"line {entry.number}, column {column}: {problem.detail}")
+        payload = {"essay_id": entry.essay_id, "label": label, "value": value}
+        payload |= {"line": entry.number, "column": column}
+        reject(SECOND_RATING_TABLE, f"{entry.essay_id}|{label}", located, payload)
+
+
 def import_csv(
     engine: sa.Engine,
     path: Path,
@@ -353,6 +423,7 @@ def import_csv(
     text, encoding = decode_csv_bytes(data, str(path))
     columns, lines = read_csv_lines(text, str(path))
     group_columns, rejected_columns = attribute_columns(columns)
+    rater2_columns, rejected_rater2_columns = second_rating_columns(columns)
     # Keys of rows without an essay id name the file's content, not only its name, so two
     # different files called `essays.csv` never share a quarantine row.
     file_key = f"{path.name}@{hashlib.sha256(data).hexdigest()[:12]}"
@@ -360,7 +431,8 @@ def import_csv(
         rows_read=len(lines),
         encoding=encoding,
         attribute_names=list(group_columns.values()),
-        rejected_columns=rejected_columns,
+        rejected_columns=rejected_columns + rejected_rater2_columns,
+        second_rating_labels=list(rater2_columns.values()),
     )
     prompts: list[dict[str, Any]] = []
     essays: list[dict[str, Any]] = []
@@ -392,6 +464,7 @@ def import_csv(
         entry = _EssayLine(line.number, len(essays), essay_id)
         essay_lines.append(entry)
         _attributes_of_line(entry, row, group_columns, reject)
+        _second_ratings_of_line(entry, row, rater2_columns, imported_at, reject)
         essays.append(
             {
                 "essay_id": essay_id,
@@ -462,6 +535,9 @@ def import_csv(
     for name in LABEL_TABLES:
         summary.quarantined.extend(results[name].quarantined)
         summary.labels_imported += results[name].inserted
+    if SECOND_RATING_TABLE in results:
+        summary.quarantined.extend(results[SECOND_RATING_TABLE].quarantined)
+        summary.second_ratings_imported = results[SECOND_RATING_TABLE].inserted
     return summary
 
 
@@ -478,7 +554,9 @@ def _labels_of_stored_essays(
             if reason is None:
                 labels.setdefault(table, []).append(label)
                 continue
-            kind = "attribute" if table == ATTRIBUTE_TABLE else "label"
+            kind = {ATTRIBUTE_TABLE: "attribute", SECOND_RATING_TABLE: "second rating"}.get(
+                table, "label"
+            )
             detail = (
                 f"the essay row on line {line.number} was refused ({reason.rule}), so this "
                 f"{kind} is not stored on essay {line.essay_id!r}"

@@ -8,8 +8,9 @@ the table definitions, so SQLite (which would store an over-long id) and Postgre
 would refuse it and roll back the whole load) refuse the same rows.
 
 Label conflicts: a label is keyed by (essay_id, teacher_id) for teacher grades, essay_id for
-IELTS bands and (essay_id, skill, rater_id) for skill ratings. When one key arrives with two
-different values, nothing is overwritten and nothing is dropped silently:
+IELTS bands, (essay_id, skill, rater_id) for skill ratings and (essay_id, label) for second
+ratings. When one key arrives with two different values, nothing is overwritten and nothing
+is dropped silently:
 - within one load (e.g. the same essay text twice in a CSV with different bands), neither
   value is stored; one `label_conflict` quarantine row holds all the values;
 - against the warehouse (e.g. a re-import with a corrected band), the stored value is kept and
@@ -42,8 +43,10 @@ LABEL_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "teacher_grades": ("grade",),
     "ielts_scores": ("band",),
     "skill_ratings": ("rating",),
+    "second_ratings": ("value",),
 }
-"""The columns whose disagreement under one key is a label conflict."""
+"""The columns whose disagreement under one key is a label conflict (a second rating is a
+label too: a re-import with another value keeps the stored one)."""
 
 CONFLICT_RULE = "label_conflict"
 

@@ -12,6 +12,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from huleedu_pipelines.domain.second_ratings import MAX_SECOND_RATING_CHARS
 from huleedu_pipelines.domain.subgroups import MAX_ATTRIBUTE_NAME_CHARS, MAX_ATTRIBUTE_VALUE_CHARS
 
 metadata = sa.MetaData()
@@ -130,6 +131,20 @@ essay_attributes = sa.Table(
 """Optional subgroups of an essay (e.g. `gender`, `school`) for fairness analysis, one value
 per essay and name; `import-csv` fills it from `group_<name>` columns."""
 
+second_ratings = sa.Table(
+    "second_ratings",
+    metadata,
+    sa.Column("essay_id", sa.String(128), nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("value", sa.String(MAX_SECOND_RATING_CHARS), nullable=False),
+    sa.Column("rated_at", TZ, nullable=True),
+    sa.PrimaryKeyConstraint("essay_id", "label", name="pk_second_ratings"),
+)
+"""An independent second human rating of an essay's `grade`, `band` or a skill, in that
+label's notation (`domain.second_ratings`), for human–human agreement in validation reports.
+Kept out of the label tables so it never enters a training label; `import-csv` fills it from
+`<label>_rater2` columns."""
+
 skill_assessments = sa.Table(
     "skill_assessments",
     metadata,
@@ -162,6 +177,7 @@ essay_grade_predictions = sa.Table(
     sa.Column("cefr_probabilities", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("ielts_band", sa.Float, nullable=True),
     sa.Column("needs_review", sa.Boolean, nullable=False),
+    sa.Column("review_reasons", sa.Text, nullable=True),
     sa.Column("grade_model_version", sa.String(32), nullable=False, server_default=""),
     sa.Column("cefr_model_version", sa.String(32), nullable=False, server_default=""),
     sa.Column("ielts_band_model_version", sa.String(32), nullable=False, server_default=""),
@@ -176,7 +192,9 @@ essay_grade_predictions = sa.Table(
         name="uq_essay_grade_predictions",
     ),
 )
-"""Model versions are '' (not NULL) when a model is not available, so the unique key holds."""
+"""Model versions are '' (not NULL) when a model is not available, so the unique key holds.
+`review_reasons` says why `needs_review` is set ("; "-separated: low confidence, models that
+disagree by two or more CEFR levels, no grade model), NULL when it is not."""
 
 model_promotions = sa.Table(
     "model_promotions",
@@ -226,6 +244,7 @@ INPUT_TABLES = (
     cj_processed_essays,
     cj_comparison_pairs,
     essay_attributes,
+    second_ratings,
 )
 
 sa.Index("ix_essays_updated_at", essays.c.updated_at)

@@ -13,6 +13,7 @@ EXPECTED_GROUPS = {
     "raw_labels": "ingest",
     "cj_comparisons": "ingest",
     "essay_attributes": "ingest",
+    "second_ratings": "ingest",
     "swedish_grade_labels": "labels",
     "cefr_labels": "labels",
     "skill_labels": "labels",
@@ -27,6 +28,7 @@ EXPECTED_GROUPS = {
     "skill_models": "training",
     "validation_reports": "validation",
     "promoted_models": "validation",
+    "model_coherence_report": "validation",
 }
 NIGHTLY_GROUPS = {
     "inference_features": "inference",
@@ -66,6 +68,10 @@ EXPECTED_CHECKS = {
             "max_band_mae",
             "min_cefr_qwk",
             "min_skill_roc_auc",
+            "max_abs_smd",
+            "max_abs_subgroup_smd",
+            "max_gaming_share",
+            "max_qwk_degradation",
         )
     ),
 }

@@ -8,7 +8,7 @@ import pytest
 
 from huleedu_pipelines.modeling.gates import GateThresholds
 from huleedu_pipelines.resources import build_resources
-from huleedu_pipelines.settings import Settings, get_settings
+from huleedu_pipelines.settings import GATE_SETTINGS_OF_THEIR_OWN_NAME, Settings, get_settings
 
 NOT_SETTINGS = {
     ("io_manager", "keep_runs"),  # how many run copies of an intermediate the IO manager keeps
@@ -49,7 +49,12 @@ WIRING = [
     ("HULEEDU_GATE_MIN_CEFR_QWK", "0.55", ("validation", "min_cefr_qwk"), 0.55),
     ("HULEEDU_GATE_MIN_SKILL_ROC_AUC", "0.6", ("validation", "min_skill_roc_auc"), 0.6),
     ("HULEEDU_GATE_BASELINE_CONFIDENCE", "0.8", ("validation", "baseline_confidence"), 0.8),
+    ("HULEEDU_GATE_MAX_ABS_SMD", "0.2", ("validation", "max_abs_smd"), 0.2),
+    ("HULEEDU_GATE_MAX_ABS_SUBGROUP_SMD", "0.12", ("validation", "max_abs_subgroup_smd"), 0.12),
+    ("HULEEDU_MIN_N_PER_GROUP", "50", ("validation", "min_n_per_group"), 50),
+    ("HULEEDU_GATE_MAX_QWK_DEGRADATION", "0.05", ("validation", "max_qwk_degradation"), 0.05),
     ("HULEEDU_REVIEW_CONFIDENCE_THRESHOLD", "0.5", ("scoring", "review_confidence_threshold"), 0.5),
+    ("HULEEDU_REVIEW_TARGET_SHARE", "0.2", ("training", "review_target_share"), 0.2),
     ("HULEEDU_EXPLAIN_SCOPE", "all", ("scoring", "explain_scope"), "all"),
     ("HULEEDU_SHADOW_SCORING", "false", ("scoring", "shadow_scoring"), False),
     ("HULEEDU_SCORING_CHUNK_SIZE", "700", ("scoring", "chunk_size"), 700),
@@ -105,8 +110,28 @@ def test_every_gate_setting_is_a_gate_threshold_of_the_same_name() -> None:
     gate_settings = {
         name.removeprefix("gate_") for name in Settings.model_fields if name.startswith("gate_")
     }
-    assert gate_settings == {field.name for field in dataclasses.fields(GateThresholds)}
+    own_name = set(GATE_SETTINGS_OF_THEIR_OWN_NAME)
+    assert own_name <= set(Settings.model_fields)
+    assert gate_settings | own_name == {field.name for field in dataclasses.fields(GateThresholds)}
     assert Settings.model_construct().gate_thresholds().max_qwk_drop == 0.01
+
+
+def test_fairness_settings_reach_the_thresholds(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = Settings.model_construct().gate_thresholds()
+    assert (defaults.max_abs_smd, defaults.max_abs_subgroup_smd, defaults.min_n_per_group) == (
+        0.15,
+        0.10,
+        30,
+    )
+    monkeypatch.setenv("HULEEDU_GATE_MAX_ABS_SMD", "0.2")
+    monkeypatch.setenv("HULEEDU_GATE_MAX_ABS_SUBGROUP_SMD", "0.12")
+    monkeypatch.setenv("HULEEDU_MIN_N_PER_GROUP", "50")
+    thresholds = get_settings().gate_thresholds()
+    assert (thresholds.max_abs_smd, thresholds.max_abs_subgroup_smd) == (0.2, 0.12)
+    assert thresholds.min_n_per_group == 50
+    assert build_resources(get_settings())["validation"].thresholds() == thresholds
 
 
 def test_new_gate_settings_reach_the_thresholds_the_gates_read(

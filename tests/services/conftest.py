@@ -17,6 +17,7 @@ from huleedu_pipelines.domain import SWEDISH_GRADES
 from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.names import GRADE_MODEL
+from huleedu_pipelines.services.gaming import GamingCheck
 from huleedu_pipelines.services.promotion import Holdout, ValidationPolicy
 from huleedu_pipelines.settings import Settings
 from huleedu_pipelines.warehouse.engine import make_engine, migrate
@@ -71,9 +72,16 @@ def _grade_holdout(bundle: ModelBundle, *, shift: int = 0) -> Holdout:
                 "essay_id": ids,
                 "prompt_id": ["p1", "p2"] * N_HOLDOUT,
                 "source": ["demo"] * (2 * N_HOLDOUT),
+                "text": [essay_text(100 + 5 * i) for i in range(2 * N_HOLDOUT)],
+                "prompt_text": ["Write about words."] * (2 * N_HOLDOUT),
             }
         ),
     )
+
+
+def essay_text(words: int) -> str:
+    """An essay of `words` words (its length band is all that is read of it)."""
+    return " ".join(["word"] * words)
 
 
 @pytest.fixture
@@ -94,5 +102,19 @@ def policy(tmp_path: Path, home: Path) -> ValidationPolicy:
         max_batch50_ms=20000.0,
     )
     return ValidationPolicy(
-        thresholds=thresholds, seed=1, high_skill_threshold=3.5, reports_dir=tmp_path / "reports"
+        thresholds=thresholds,
+        seed=1,
+        high_skill_threshold=3.5,
+        reports_dir=tmp_path / "reports",
+        gaming=GamingCheck(featurize=unchanged_features, max_essays=20, tolerance_sd=0.25),
     )
+
+
+def unchanged_features(essays: pl.DataFrame) -> pl.DataFrame:
+    """A featurizer under which no perturbation changes an essay's features: the anti-gaming
+    gate passes, so the other gates decide (the real feature path is exercised by the
+    validation integration tests)."""
+    return essays.select("essay_id").join(FEATURES_BY_ID, on="essay_id", maintain_order="left")
+
+
+FEATURES_BY_ID = feature_rows(2 * N_HOLDOUT)

@@ -1,12 +1,16 @@
 """The anti-gaming check on small essays, with a word-count featurizer standing in for the
 feature path (the full path is exercised by the validation integration tests)."""
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
 
 from huleedu_pipelines.domain.gaming import OFF_TOPIC_PASSAGE, PERTURBATIONS
-from huleedu_pipelines.services.gaming import build_gamed_features, gaming_report
+from huleedu_pipelines.modeling.gates import GateResult, gaming_gate, summarize
+from huleedu_pipelines.services.gaming import build_gamed_features, essays_to_game, gaming_report
+from huleedu_pipelines.settings import Settings
 
 ESSAYS = pl.DataFrame(
     {
@@ -76,3 +80,54 @@ def test_a_length_rewarding_model_rises_under_padding_and_a_length_blind_one_doe
     by_variety = gaming_report(lambda rows: rows["distinct_share"].to_numpy(), features, 0.25)
     lowered = {e.perturbation: e for e in by_variety.effects}["repeat_paragraph"]
     assert lowered.share_risen == 0.0 and lowered.mean_change < 0  # padding lowers it
+
+
+THRESHOLDS = Settings.model_construct().gate_thresholds()  # the defaults, whatever the env
+
+
+def test_the_gate_fails_a_length_rewarding_model_and_passes_one_whose_scores_fall() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    rewarded = gaming_gate(
+        gaming_report(lambda rows: rows["word_count"].to_numpy(), features, 0.25), THRESHOLDS
+    )
+    assert not rewarded.passed and rewarded.value == 1.0 and rewarded.threshold == 0.05
+    assert rewarded.message.startswith(
+        "worst perturbation repeat_paragraph: 100.0% of 6 gamed essays scored more than"
+    )
+    assert "failing: repeat_paragraph 100.0%" in rewarded.message
+
+    # Scores that fall as essays grow (or stay put) never rise beyond the tolerance.
+    shortness = gaming_report(lambda rows: -rows["word_count"].to_numpy(), features, 0.25)
+    assert {e.perturbation: e.mean_change < 0 for e in shortness.effects}["repeat_paragraph"]
+    falling = gaming_gate(shortness, THRESHOLDS)
+    assert falling.passed, falling.message
+    assert falling.value == 0.0
+
+
+def test_a_check_that_did_not_run_fails_the_gate() -> None:
+    result = gaming_gate(None, THRESHOLDS)
+    assert (result.passed, result.value) == (False, None)
+    assert result.message.startswith("the anti-gaming check did not run")
+
+
+def test_essays_to_game_is_a_seeded_sample_of_the_named_essays() -> None:
+    chosen = essays_to_game(ESSAYS, ["e0", "e2", "e3", "e5"], limit=3, seed=7)
+    assert chosen.columns == ["essay_id", "text", "prompt_text", "prompt_id"]
+    assert chosen.height == 3 and set(chosen["essay_id"]) <= {"e0", "e2", "e3", "e5"}
+    assert chosen.equals(essays_to_game(ESSAYS, ["e0", "e2", "e3", "e5"], limit=3, seed=7))
+    assert essays_to_game(ESSAYS, ["e1"], limit=3, seed=7)["essay_id"].to_list() == ["e1"]
+
+
+def test_a_warning_gate_is_named_in_the_verdict_but_does_not_fail_it() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    report = gaming_report(lambda rows: rows["word_count"].to_numpy(), features, 0.25)
+    warning = gaming_gate(report, dataclasses.replace(THRESHOLDS, gaming_gate_blocks=False))
+    assert (warning.passed, warning.blocking) == (False, False)
+    floor = GateResult("min_qwk", True, 0.8, 0.7, ">=", "QWK 0.800 >= 0.700 (min_qwk)")
+    passed, verdict = summarize([floor, warning])
+    assert passed
+    assert verdict.startswith("all 1 blocking gates passed; warning, not blocking: worst ")
+
+    blocking = gaming_gate(report, dataclasses.replace(THRESHOLDS, gaming_gate_blocks=True))
+    passed, verdict = summarize([floor, blocking])
+    assert not passed and verdict.startswith("1 of 2 gates failed: worst perturbation")

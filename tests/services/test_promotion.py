@@ -3,6 +3,7 @@ SQLite warehouse, with real (tiny) bundles, reports and gates."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,9 +19,11 @@ from huleedu_pipelines.modeling.families import GATE_NAMES
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.names import CEFR_MODEL, CHALLENGER, CHAMPION, GRADE_MODEL
 from huleedu_pipelines.services.promotion import (
+    STORAGE_FILES,
     Holdout,
     PromotionError,
     ValidationPolicy,
+    gamed_holdout_features,
     measure_serving_latency,
     promote,
     rollback_champion,
@@ -52,6 +55,8 @@ def _validate(
         seed=policy.seed,
         high_skill_threshold=policy.high_skill_threshold,
         reports_dir=policy.reports_dir,
+        gamed=gamed_holdout_features(holdout, policy),
+        gaming_tolerance_sd=policy.gaming.tolerance_sd,
     )
 
 
@@ -162,7 +167,15 @@ def test_baseline_gates_fail_when_the_training_split_has_no_rows(
             }
         ),
         skill_labels=no_labels,
-        essays=pl.DataFrame({"essay_id": ids, "prompt_id": ["p1"] * n, "source": ["ielts"] * n}),
+        essays=pl.DataFrame(
+            {
+                "essay_id": ids,
+                "prompt_id": ["p1"] * n,
+                "source": ["ielts"] * n,
+                "text": ["An essay."] * n,
+                "prompt_text": ["Write an essay."] * n,
+            }
+        ),
     )
     result = _validate(holdout, bundle, policy, model_name=CEFR_MODEL)
 
@@ -212,12 +225,95 @@ def test_validate_version_fails_the_quality_gates_on_labels_far_from_the_predict
 
     assert not result.passed
     failed = {gate.gate for gate in result.gates if not gate.passed}
-    # Labels four grades from the predictions: worse than the mode and than ridge as well.
-    assert failed == {"min_qwk", "min_adjacent_agreement", "beats_trivial", "not_worse_than_ridge"}
+    # Labels four grades from the predictions (mod 8): worse than the mode and than ridge, and
+    # the mean grade moves too, so the fairness gates fail with them.
+    assert failed == {
+        "min_qwk",
+        "min_adjacent_agreement",
+        "beats_trivial",
+        "not_worse_than_ridge",
+        "max_abs_smd",
+        "max_abs_subgroup_smd",
+    }
     qwk = next(gate for gate in result.gates if gate.gate == "min_qwk")
     assert qwk.value < policy.thresholds.min_qwk
     assert "min_qwk" in result.verdict
     assert result.report_path.is_file()  # a failed version still gets its report
+
+
+def _with_gender(holdout: Holdout) -> Holdout:
+    """The holdout with a `gender` attribute, F, F, M, M, ... over its essays (so it does not
+    follow the prompts, which alternate)."""
+    ids = holdout.essays["essay_id"].to_list()
+    genders = ["F", "F", "M", "M"] * (len(ids) // 4)
+    attributes = pl.DataFrame({"essay_id": ids, "name": ["gender"] * len(ids), "value": genders})
+    return dataclasses.replace(holdout, attributes=attributes)
+
+
+def test_the_report_shows_fairness_per_attribute_and_length_band(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    result = _validate(_with_gender(grade_holdout(grade_bundle)), grade_bundle, policy)
+
+    gates = {gate.gate: gate for gate in result.gates}
+    assert gates["max_abs_smd"].passed and gates["max_abs_smd"].value == 0.0
+    subgroup = gates["max_abs_subgroup_smd"]
+    assert subgroup.passed and subgroup.value == 0.0
+    # 60 test essays: 30 per gender and per prompt and 30 of 150-299 words are gated; the
+    # other length bands are smaller, and the one source is the whole holdout.
+    assert "of 5 subgroups with >= 30 essays, 0 lie wholly beyond ±0.1" in subgroup.message
+    report = result.report_path.read_text()
+    for heading in ("prompt", "source", "length_band", "gender"):
+        assert f"### By {heading} (60 of 60 holdout essays have a value)" in report
+    assert "| <150 | 10 | too few essays |" in report
+    assert "![SMD by subgroup](fairness_smd.png)" in report
+    assert (result.report_path.parent / "fairness_smd.png").is_file()
+    assert result.metrics["fairness_smd"] == 0.0
+    assert result.metrics["fairness_subgroups_gated"] == 5.0
+    assert "| demo | 60 |" in report and "| whole holdout: `max_abs_smd` judges it |" in report
+
+
+def test_a_model_that_grades_one_gender_higher_is_blocked_by_the_subgroup_gate(
+    grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
+) -> None:
+    holdout = _with_gender(grade_holdout(grade_bundle))
+    female = holdout.attributes.filter(pl.col("value") == "F")["essay_id"]
+    # The teachers gave every F essay a grade lower than the model does (where there is one).
+    labels = holdout.grade_labels.with_columns(
+        pl.when(pl.col("essay_id").is_in(female.implode()) & (pl.col("grade_ordinal") > 0))
+        .then(pl.col("grade_ordinal") - 1)
+        .otherwise(pl.col("grade_ordinal"))
+        .alias("grade_ordinal")
+    )
+    result = _validate(dataclasses.replace(holdout, grade_labels=labels), grade_bundle, policy)
+
+    gate = next(gate for gate in result.gates if gate.gate == "max_abs_subgroup_smd")
+    assert not gate.passed and gate.value > 0.3
+    assert gate.message.startswith("subgroup gender=F (n=30): SMD +")
+    assert gate.low > 0.1  # the whole interval lies beyond the threshold
+    assert "max_abs_subgroup_smd" in result.verdict
+    report = result.report_path.read_text()
+    assert "lies beyond ±0.1 (✗, fails the gate):** gender=F (n=30, SMD +" in report
+
+
+def test_holdout_from_storage_reads_attributes_when_the_file_exists(
+    tmp_path, grade_bundle: ModelBundle, grade_holdout
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+    for key, name in STORAGE_FILES.items():
+        getattr(holdout, key).write_parquet(tmp_path / name)
+
+    older_home = Holdout.from_storage(tmp_path)  # trained before essay attributes existed
+    assert older_home.attributes is None
+    ids = holdout.essays["essay_id"].to_list()[:4]
+    assert sorted(set(older_home.subgroups(ids)["group"])) == ["length_band", "prompt", "source"]
+
+    _with_gender(holdout).attributes.write_parquet(tmp_path / "essay_attributes.parquet")
+    newer = Holdout.from_storage(tmp_path)
+    gender = newer.subgroups(ids).filter(pl.col("group") == "gender")
+    assert gender.select("essay_id", "value").rows() == list(
+        zip(ids, ["F", "F", "M", "M"], strict=True)
+    )
 
 
 def test_validate_version_compares_with_the_champion_on_the_same_rows(

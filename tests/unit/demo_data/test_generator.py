@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy.stats import f_oneway, spearmanr
+from sklearn.metrics import cohen_kappa_score
 
 from huleedu_pipelines.demo_data import (
     BAD_ROW_KINDS,
@@ -43,6 +44,7 @@ TABLES = (
     "cj_processed_essays",
     "cj_comparison_pairs",
     "essay_attributes",
+    "second_ratings",
 )
 PRIMARY_KEYS = {
     "prompts": ("prompt_id",),
@@ -53,6 +55,7 @@ PRIMARY_KEYS = {
     "cj_processed_essays": ("batch_id", "essay_id"),
     "cj_comparison_pairs": ("comparison_id",),
     "essay_attributes": ("essay_id", "name"),
+    "second_ratings": ("essay_id", "label"),
 }
 TIMESTAMPS = {
     "essays": ("submitted_at", "updated_at"),
@@ -60,6 +63,7 @@ TIMESTAMPS = {
     "ielts_scores": ("scored_at",),
     "skill_ratings": ("rated_at",),
     "cj_comparison_pairs": ("created_at",),
+    "second_ratings": ("rated_at",),
 }
 
 
@@ -171,6 +175,29 @@ def test_labels_are_on_their_scales_and_by_source(big: DemoWarehouse) -> None:
     rated = Counter(r["essay_id"] for r in big.skill_ratings)
     assert set(rated.values()) == {len(SKILLS)}
     assert 0.5 <= len(rated) / len(big.teacher_grades) <= 0.7
+
+
+def test_a_share_of_graded_essays_has_a_second_teachers_grade(big: DemoWarehouse) -> None:
+    first = {g["essay_id"]: g for g in big.teacher_grades}
+    second = {r["essay_id"]: r for r in big.second_ratings}
+    assert {r["label"] for r in big.second_ratings} == {"grade"}
+    assert set(second) <= set(first)
+    assert 0.25 <= len(second) / len(first) <= 0.35  # SECOND_GRADE_SHARE
+    for essay_id, row in second.items():
+        assert dt.timedelta(days=1) <= row["rated_at"] - first[essay_id]["graded_at"]
+        assert row["rated_at"] - first[essay_id]["graded_at"] <= dt.timedelta(days=7)
+    ordinal = {grade: i for i, grade in enumerate(SWEDISH_GRADES)}
+    a = [ordinal[first[e]["grade"]] for e in second]
+    b = [ordinal[second[e]["value"]] for e in second]
+    truth = {row["essay_id"]: row["true_grade_ordinal"] for row in big.latent_truth}
+    t = [truth[e] for e in second]
+    # Two teachers read the same latent ability with their own noise: they agree less with
+    # each other than each does with the truth, and about as well as each does with it.
+    human_human = cohen_kappa_score(a, b, weights="quadratic")
+    assert 0.75 <= human_human <= 0.85
+    assert human_human < cohen_kappa_score(a, t, weights="quadratic")
+    assert human_human < cohen_kappa_score(b, t, weights="quadratic")
+    assert abs(np.mean(b) - np.mean(a)) < 0.2  # no rater is systematically harsher
 
 
 def test_oracle_qwk_is_about_085(big: DemoWarehouse) -> None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from huleedu_pipelines.modeling.bundle import ModelBundle
-from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
+from huleedu_pipelines.modeling.metrics import pearson_r, quadratic_weighted_kappa
 from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
 from huleedu_pipelines.modeling.ordinal import make_ordinal_model
 from huleedu_pipelines.modeling.training import SplitData, TrainingConfig, train_stacked_bundle
@@ -116,3 +116,34 @@ def test_band_and_skill_recipes(ordinal_data) -> None:
     assert scores[truth].mean() > scores[~truth].mean() + 0.3
     assert skill.info["fit_target"] == "label"  # no ratings given: the 0/1 label itself
     assert skill.calibration["kind"] == "platt" and skill.calibration["a"] > 0
+
+
+def test_a_skill_fitted_on_the_rating_also_serves_its_rating_scale_score(ordinal_data) -> None:
+    """The fairness report compares this score with the mean teacher rating."""
+    data = split_data(ordinal_data)
+
+    def rating(codes: np.ndarray) -> np.ndarray:
+        return 1.0 + codes / 2  # grade codes 0..7 as ratings 1..4.5
+
+    rated = SplitData(
+        data.X_train,
+        (rating(data.y_train) >= 3.5).astype(int),
+        data.groups_train,
+        data.X_val,
+        (rating(data.y_val) >= 3.5).astype(int),
+        ratings_train=rating(data.y_train),
+        ratings_val=rating(data.y_val),
+    )
+    skill = _stacked("binary", rated, SKILL)
+    assert skill.info["fit_target"] == "rating"
+    prediction = skill.predict(ordinal_data.X_test)
+    on_scale = prediction.rating_scale_score
+    assert on_scale is not None
+    truth = rating(ordinal_data.y_test)
+    assert abs(on_scale.mean() - truth.mean()) < 0.2
+    assert pearson_r(on_scale, truth) > 0.7
+    # P(high) is the Platt map of this very score: the two rank the essays alike.
+    by_scale = np.argsort(on_scale)
+    assert np.all(np.diff(prediction.score[by_scale]) >= -1e-12)
+    labelled = _stacked("binary", _high(data), SKILL)
+    assert labelled.predict(ordinal_data.X_test).rating_scale_score is None

@@ -4,10 +4,12 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import polars as pl
 import pytest
 
 from huleedu_pipelines.domain import SWEDISH_GRADES
 from huleedu_pipelines.modeling.bundle import BundlePrediction
+from huleedu_pipelines.modeling.fairness import FairnessScores, fairness_report
 from huleedu_pipelines.modeling.families import BAND, GATE_NAMES, GRADE, SKILL
 from huleedu_pipelines.modeling.figures import (
     BaselineComparison,
@@ -33,7 +35,8 @@ from huleedu_pipelines.modeling.gates import (
     skill_gates,
     summarize,
 )
-from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa, roc_auc
+from huleedu_pipelines.modeling.metrics import pearson_r, quadratic_weighted_kappa, roc_auc
+from huleedu_pipelines.services.gaming import GamingReport, PerturbationEffect
 from huleedu_pipelines.settings import Settings
 
 K = len(SWEDISH_GRADES)
@@ -66,6 +69,25 @@ BEATEN = BaselineComparison(
     },
 )
 """Baselines the model beats clearly, for tests about the other gates."""
+_IDS = [f"e{i}" for i in range(200)]
+_RATINGS = np.random.default_rng(4).integers(2, 11, 200) / 2
+FAIR = fairness_report(
+    FairnessScores(_RATINGS, _RATINGS.copy(), "rating", "pearson_r", pearson_r),
+    _IDS,
+    pl.DataFrame({"essay_id": _IDS, "group": "gender", "value": ["F", "M"] * 100}),
+    None,
+    min_n_per_group=30,
+    seed=0,
+    n_boot=N_BOOT,
+)
+"""A model that scores every subgroup as its raters do (SMD 0), for the other gates' tests."""
+UNGAMED = GamingReport(
+    tolerance=0.25,
+    tolerance_sd=0.25,
+    effects=(PerturbationEffect("repeat_paragraph", 100, 0.0, -0.2, (-0.5, -0.3, -0.2, 0.0, 0.1)),),
+    feature_seconds=1.0,
+)
+"""No gamed copy scored higher, for the other gates' tests."""
 
 
 def calibrated_model(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +133,14 @@ def by_name(results: list[GateResult]) -> dict[str, GateResult]:
 
 def test_a_good_model_passes_every_grade_gate(good_report: GradeReport) -> None:
     results = grade_gates(
-        good_report, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+        good_report,
+        THRESHOLDS,
+        parity=PARITY_OK,
+        latency=FAST,
+        champion=None,
+        baselines=BEATEN,
+        fairness=FAIR,
+        gaming=UNGAMED,
     )
     assert [r.gate for r in results] == list(GATE_NAMES["grade"])
     failed = [r.message for r in results if not r.passed]
@@ -132,7 +161,14 @@ def test_shuffled_predictions_fail_qwk_and_adjacent_agreement_with_figures(
     shuffled = report_for(y_true, probs[order], y_pred[order])
     results = by_name(
         grade_gates(
-            shuffled, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            shuffled,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )
     qwk, adjacent = results["min_qwk"], results["min_adjacent_agreement"]
@@ -173,6 +209,8 @@ def test_overconfident_probabilities_fail_ece(
             latency=FAST,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["max_ece"]
     assert not result.passed
@@ -193,6 +231,8 @@ def test_predictions_piling_into_one_grade_fail_the_share_gate_naming_it(
             latency=FAST,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["max_grade_share_difference"]
     assert not result.passed
@@ -210,7 +250,14 @@ def test_an_undefined_metric_fails_its_gate() -> None:
     assert math.isnan(report.metrics["qwk"])
     result = by_name(
         grade_gates(
-            report, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            report,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_qwk"]
     assert not result.passed
@@ -221,7 +268,14 @@ def test_an_undefined_metric_fails_its_gate() -> None:
 def test_missing_parity_or_latency_fails_as_not_measured(good_report: GradeReport) -> None:
     results = by_name(
         grade_gates(
-            good_report, THRESHOLDS, parity=None, latency=None, champion=None, baselines=BEATEN
+            good_report,
+            THRESHOLDS,
+            parity=None,
+            latency=None,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )
     for gate in (
@@ -254,6 +308,8 @@ def test_identical_challenger_passes_non_inferiority(
             latency=FAST,
             champion=comparison,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["non_inferiority"]
     assert gate.passed and gate.value == 0.0
@@ -283,6 +339,8 @@ def test_clearly_worse_challenger_fails_non_inferiority(
             latency=FAST,
             champion=comparison,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["non_inferiority"]
     assert not gate.passed
@@ -295,7 +353,14 @@ def test_clearly_worse_challenger_fails_non_inferiority(
 def test_no_champion_passes_and_says_so(good_report: GradeReport) -> None:
     gate = by_name(
         grade_gates(
-            good_report, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            good_report,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["non_inferiority"]
     assert gate.passed and gate.value is None
@@ -312,6 +377,8 @@ def test_a_comparison_on_the_wrong_metric_is_refused(good_report: GradeReport) -
             latency=FAST,
             champion=wrong,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
 
 
@@ -365,6 +432,8 @@ def test_messages_show_enough_digits_to_tell_value_from_threshold(
             latency=FAST,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_qwk"]
     assert not gate.passed
@@ -381,7 +450,14 @@ def test_band_model_is_held_to_the_mae_ceiling_and_its_champion() -> None:
     close = np.clip(true + rng.normal(0, 0.3, 200), 0, 9)
     band = band_report(true, close, seed=0, n_boot=100)
     results = band_gates(
-        band, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+        band,
+        THRESHOLDS,
+        parity=PARITY_OK,
+        latency=FAST,
+        champion=None,
+        baselines=BEATEN,
+        fairness=FAIR,
+        gaming=UNGAMED,
     )
     assert [r.gate for r in results] == list(GATE_NAMES["band"])
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
@@ -390,7 +466,14 @@ def test_band_model_is_held_to_the_mae_ceiling_and_its_champion() -> None:
     far_band = band_report(true, far, seed=0, n_boot=100)
     mae = by_name(
         band_gates(
-            far_band, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            far_band,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["max_band_mae"]
     assert not mae.passed
@@ -407,7 +490,14 @@ def test_band_model_is_held_to_the_mae_ceiling_and_its_champion() -> None:
     )
     gate = by_name(
         band_gates(
-            band, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=champion, baselines=BEATEN
+            band,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=champion,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["non_inferiority"]
     assert not gate.passed and "qwk_half_band drop" in gate.message
@@ -424,7 +514,14 @@ def test_a_cefr_model_below_the_qwk_floor_fails() -> None:
     cefr = cefr_report(levels, probs, weak, seed=0, n_boot=100)
     results = by_name(
         cefr_gates(
-            cefr, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            cefr,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )
     assert list(results) == list(GATE_NAMES["cefr"])
@@ -440,7 +537,14 @@ def test_a_cefr_model_below_the_qwk_floor_fails() -> None:
     exact = cefr_report(levels, probs, levels, seed=0, n_boot=100)
     passed = by_name(
         cefr_gates(
-            exact, THRESHOLDS, parity=PARITY_OK, latency=FAST, champion=None, baselines=BEATEN
+            exact,
+            THRESHOLDS,
+            parity=PARITY_OK,
+            latency=FAST,
+            champion=None,
+            baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_cefr_qwk"]
     assert passed.passed and passed.value == pytest.approx(1.0)
@@ -461,6 +565,8 @@ def test_a_floor_whose_interval_includes_the_threshold_is_decided_by_the_point_e
             latency=FAST,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_qwk"]
     assert gate.passed  # the point estimate clears the floor, though its interval reaches below
@@ -473,6 +579,8 @@ def test_a_floor_whose_interval_includes_the_threshold_is_decided_by_the_point_e
             latency=FAST,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_qwk"]
     assert far_below.passed and "includes the threshold" not in far_below.message
@@ -490,6 +598,8 @@ def test_skill_gates_require_correlation_with_teacher_ratings() -> None:
         parity=PARITY_OK,
         champion=None,
         baselines=BEATEN,
+        fairness=FAIR,
+        gaming=UNGAMED,
     )
     assert [r.gate for r in good] == list(GATE_NAMES["skill"])
     assert all(r.passed for r in good)
@@ -500,6 +610,8 @@ def test_skill_gates_require_correlation_with_teacher_ratings() -> None:
             parity=PARITY_OK,
             champion=None,
             baselines=BEATEN,
+            fairness=FAIR,
+            gaming=UNGAMED,
         )
     )["min_skill_pearson_r"]
     assert not bad.passed

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from huleedu_pipelines.domain import CEFR_LEVELS, SKILLS, SWEDISH_GRADES
 from huleedu_pipelines.modeling import metrics as m
 from huleedu_pipelines.modeling import plots
+from huleedu_pipelines.modeling.fairness import FairnessReport, FairnessScores, fairness_report
 from huleedu_pipelines.modeling.figures import (
     BaselineComparison,
     GradeReport,
@@ -23,6 +24,7 @@ from huleedu_pipelines.modeling.figures import (
 )
 from huleedu_pipelines.modeling.gates import grade_gates
 from huleedu_pipelines.modeling.report import render_markdown
+from huleedu_pipelines.services.gaming import GamingReport, PerturbationEffect
 from huleedu_pipelines.settings import Settings
 
 K = len(SWEDISH_GRADES)
@@ -56,10 +58,32 @@ def make_grade_report(data: dict[str, np.ndarray], seed: int = 0, **kwargs) -> G
         data["y_pred"],
         class_labels=SWEDISH_GRADES,
         reference_labels=data["reference"],
-        subgroups={"prompt": data["prompt"], "source": data["source"]},
         seed=seed,
         n_boot=N_BOOT,
         **kwargs,
+    )
+
+
+def grade_fairness(data: dict[str, np.ndarray], min_n: int = 30) -> FairnessReport:
+    """The fairness figures of the synthetic grades by prompt and source."""
+    n = data["y_true"].size
+    ids = [f"e{i}" for i in range(n)]
+    subgroups = pl.DataFrame(
+        {
+            "essay_id": ids * 2,
+            "group": ["prompt"] * n + ["source"] * n,
+            "value": [*data["prompt"], *data["source"]],
+        }
+    )
+    scores = FairnessScores(
+        data["y_true"].astype(float),
+        data["y_pred"].astype(float),
+        "grade index 0..7",
+        "qwk",
+        lambda human, machine: m.quadratic_weighted_kappa(human, machine, K),
+    )
+    return fairness_report(
+        scores, ids, subgroups, None, min_n_per_group=min_n, seed=0, n_boot=N_BOOT
     )
 
 
@@ -123,25 +147,6 @@ def test_qwk_interval_contains_the_estimate_and_narrows_with_more_rows(
     assert width_large < 0.6 * width_small  # ~1/sqrt(10) of the width, with bootstrap noise
 
 
-def test_subgroup_rows_cover_every_row_and_match_direct_metrics(
-    data: dict[str, np.ndarray], report: GradeReport
-) -> None:
-    y, pred = data["y_true"], data["y_pred"]
-    assert set(report.subgroups) == {"prompt", "source"}
-    for column, rows in report.subgroups.items():
-        assert sum(row["n"] for row in rows) == 300
-        assert [row["group"] for row in rows] == sorted(set(data[column]))
-        for row in rows:
-            mask = data[column] == row["group"]
-            assert row["qwk"] == pytest.approx(m.quadratic_weighted_kappa(y[mask], pred[mask], K))
-            assert row["exact"] == pytest.approx(m.exact_agreement(y[mask], pred[mask]))
-            assert row["adjacent"] == pytest.approx(m.adjacent_agreement(y[mask], pred[mask]))
-            assert row["mae"] == pytest.approx(m.mean_absolute_error(y[mask], pred[mask]))
-            # Williamson SMD: the group's mean difference over the whole set's pooled SD.
-            pooled = math.sqrt((y.std(ddof=1) ** 2 + pred.std(ddof=1) ** 2) / 2)
-            assert row["smd"] == pytest.approx((pred[mask].mean() - y[mask].mean()) / pooled)
-
-
 def test_distribution_shares_sum_to_one_and_name_the_largest_difference(
     data: dict[str, np.ndarray], report: GradeReport
 ) -> None:
@@ -156,19 +161,6 @@ def test_distribution_shares_sum_to_one_and_name_the_largest_difference(
     assert report.max_share_difference_label == SWEDISH_GRADES[int(differences.argmax())]
 
 
-def test_human_human_agreement_uses_only_double_graded_rows(data: dict[str, np.ndarray]) -> None:
-    y = data["y_true"]
-    second = np.full(300, np.nan)
-    second[:100] = np.clip(y[:100] + np.tile([-1, 0, 1, 0], 25), 0, K - 1)
-    result = make_grade_report(data, second_ratings=second)
-    assert result.human_human is not None
-    assert result.human_human["n"] == 100
-    assert result.human_human["qwk"] == pytest.approx(
-        m.quadratic_weighted_kappa(y[:100], second[:100], K)
-    )
-    assert result.human_human["exact_agreement"] == pytest.approx(np.mean(second[:100] == y[:100]))
-
-
 def test_grade_report_rejects_inputs_it_cannot_interpret(data: dict[str, np.ndarray]) -> None:
     y, p, pred = data["y_true"], data["probs"], data["y_pred"]
     common = {"class_labels": SWEDISH_GRADES, "reference_labels": data["reference"], "seed": 0}
@@ -178,8 +170,6 @@ def test_grade_report_rejects_inputs_it_cannot_interpret(data: dict[str, np.ndar
     bad[5] = 8
     with pytest.raises(ValueError, match=r"y_pred row 5 is 8, outside 0\.\.7"):
         grade_report(y, p, bad, **common)
-    with pytest.raises(ValueError, match="subgroup column 'prompt' has 299 values"):
-        grade_report(y, p, pred, subgroups={"prompt": data["prompt"][:-1]}, **common)
     with pytest.raises(ValueError, match="sums to"):
         grade_report(y, p * 0.5, pred, **common)
 
@@ -349,8 +339,25 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         seed=0,
         n_boot=N_BOOT,
     )
+    fairness = grade_fairness(data)
+    gaming = GamingReport(
+        tolerance=0.4,
+        tolerance_sd=0.25,
+        effects=(
+            PerturbationEffect("repeat_paragraph", 80, 0.125, 0.3, (0.0, 0.0, 0.0, 1.0, 2.0)),
+            PerturbationEffect("gibberish", 80, 0.0, -2.5, (-4.0, -3.0, -2.0, -2.0, -1.0)),
+        ),
+        feature_seconds=12.5,
+    )
     gates = grade_gates(
-        report, THRESHOLDS, parity=parity, latency=latency, champion=champion, baselines=baselines
+        report,
+        THRESHOLDS,
+        parity=parity,
+        latency=latency,
+        champion=champion,
+        baselines=baselines,
+        fairness=fairness,
+        gaming=gaming,
     )
     figure_dir = tmp_path / "report"
     plot_paths = {"Confusion matrix": figure_dir / "grade_confusion.png"}
@@ -363,6 +370,8 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         latency=latency,
         champion=champion,
         baselines=baselines,
+        fairness=fairness,
+        gaming=gaming,
         cutpoints={"objective": "qwk+adjacent", "max_share_gap": 0.03, "fitted_on": "oof rows"},
         plots=plot_paths,
         relative_to=figure_dir,
@@ -386,8 +395,16 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
     assert "![Confusion matrix](grade_confusion.png)" in text
     assert str(tmp_path) not in text
     assert "| **F** |" in text  # the confusion matrix is a table
-    for heading in ("Agreement by prompt", "Agreement by source", "Grade distribution", "Latency"):
+    for heading in ("### By prompt", "### By source", "Grade distribution", "Latency"):
         assert heading in text
+    assert text.index("## Grade model") < text.index("## Fairness across subgroups")
+    # Resistance to gaming: share risen and the change distribution per perturbation, the cost.
+    assert text.index("## Fairness across subgroups") < text.index("## Resistance to gaming")
+    assert "more than **0.400** above its original (0.25 SD" in text
+    assert "| `repeat_paragraph` | 80 | 12.5% | ✗ | +0.300 | +0.000 |" in text
+    assert "| `gibberish` | 80 | 0.0% | ✓ | -2.500 | -4.000 |" in text
+    assert "took 12.5 s, shared by every model" in text
+    assert "repeat_paragraph: 12.5% of 80 gamed essays" in verdict
     assert "max \\|Δp\\|" in text  # pipes inside a cell are escaped
     table_rows = [line for line in lines if line.startswith("| `onnx_parity_over")]
     assert table_rows and table_rows[0].count(" | ") == 5
@@ -492,7 +509,7 @@ def test_every_plot_writes_a_readable_png(
         plots.distribution_plot(
             SWEDISH_GRADES, report.predicted_share, report.reference_share, tmp_path / "d.png"
         ),
-        plots.subgroup_qwk_plot(report.subgroups["prompt"], tmp_path / "s.png", column="prompt"),
+        plots.fairness_plot(grade_fairness(data), tmp_path / "s.png", threshold=0.1),
         plots.band_scatter_plot(true, true + rng.normal(0, 0.4, 80), tmp_path / "b.png"),
         plots.skill_calibration_plot([skill], tmp_path / "k.png"),
     ]
@@ -503,13 +520,7 @@ def test_every_plot_writes_a_readable_png(
 def test_grade_plots_and_report_bundle(tmp_path: Path, report: GradeReport) -> None:
     folder = tmp_path / "bundle"
     figures = plots.grade_plots(report, folder)
-    assert set(figures) == {
-        "Confusion matrix",
-        "Calibration",
-        "Grade distribution",
-        "QWK by prompt",
-        "QWK by source",
-    }
+    assert set(figures) == {"Confusion matrix", "Calibration", "Grade distribution"}
     text = render_markdown(
         "t",
         model_name="m",
