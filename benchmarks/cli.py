@@ -72,3 +72,31 @@ def bench_quality_command(
         typer.echo(f"error: {csv} is not a file", err=True)
         raise typer.Exit(2)
     print_quality(bench_quality(csv, source=source, repeats=repeats, n_folds=folds, seed=seed))
+
+
+@app.command("serving")
+def bench_serving_command(
+    duration: Annotated[
+        float, typer.Option(min=1, help="Seconds of load per phase (four phases).")
+    ] = 10.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Client threads sending at once.")] = 2,
+    essays: Annotated[
+        int,
+        typer.Option(
+            min=2 * 50 + 1, help="Generated essays: the cold phases' supply of new texts."
+        ),
+    ] = 1500,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the generated texts (default: from the clock).")
+    ] = None,
+) -> None:
+    """Latency and throughput of the scoring API on localhost: single essays and batches of 50,
+    cold and cached, against a server it starts on the current home's champions."""
+    from benchmarks.serving import BenchError, bench_serving, print_serving
+
+    try:
+        figures = bench_serving(duration, concurrency, essays, seed=seed)
+    except BenchError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    print_serving(figures)

@@ -21,6 +21,7 @@ from huleedu_pipelines.assets import (
 from huleedu_pipelines.jobs import nightly_inference_job, training_job
 from huleedu_pipelines.resources import build_resources
 from huleedu_pipelines.schedules import schedules, sensors
+from huleedu_pipelines.schedules.alerts import build_run_failure_alert_sensor
 from huleedu_pipelines.settings import Settings, get_settings
 
 
@@ -35,7 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         jobs=[training_job, nightly_inference_job],
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, build_run_failure_alert_sensor(settings)],
         resources=build_resources(settings),
     )
 

@@ -128,6 +128,42 @@ class Settings(BaseSettings):
         default=300.0, ge=0, alias="HULEEDU_MAX_FUTURE_SKEW_SECONDS"
     )
 
+    # The online scoring API (`huleedu-pipelines serve`, huleedu_pipelines/serving/). It binds
+    # to loopback unless told otherwise; it checks the registry every `serve_reload_seconds`
+    # for a moved `champion` alias. An essay longer than the smaller of `serve_max_text_chars`
+    # and `max_essay_chars` (or a batch of more than `serve_max_batch` essays) is refused with
+    # 413; `serve_feature_cache_entries` texts keep their features in memory (about 5 kB each).
+    serve_host: str = Field(default="127.0.0.1", alias="HULEEDU_SERVE_HOST")
+    serve_port: int = Field(default=8000, ge=0, le=65535, alias="HULEEDU_SERVE_PORT")
+    serve_reload_seconds: float = Field(default=30.0, gt=0, alias="HULEEDU_SERVE_RELOAD_SECONDS")
+    serve_max_batch: int = Field(default=100, ge=1, alias="HULEEDU_SERVE_MAX_BATCH")
+    serve_max_text_chars: int = Field(default=50_000, ge=1, alias="HULEEDU_SERVE_MAX_TEXT_CHARS")
+    serve_feature_cache_entries: int = Field(
+        default=10_000, ge=0, alias="HULEEDU_SERVE_FEATURE_CACHE_ENTRIES"
+    )
+    serve_explain_scope: Literal["all", "needs_review", "none"] = Field(
+        default="all", alias="HULEEDU_SERVE_EXPLAIN_SCOPE"
+    )
+    """Which API responses carry each skill's `top_features` (TreeSHAP: ~10 ms per essay)."""
+    # Canary: this share of the API's traffic, chosen by a hash of the student id (else the
+    # essay id, else the text) so a student always gets the same models, is scored by the
+    # `challenger` versions that differ from the champions. 0 loads no challenger.
+    serve_canary_share: float = Field(default=0.0, ge=0, le=1, alias="HULEEDU_SERVE_CANARY_SHARE")
+    # The nightly run's figures on the API's /metrics (serving/batch_metrics.py) are read from
+    # the warehouse and the Dagster instance at most once per this many seconds.
+    nightly_metrics_cache_seconds: float = Field(
+        default=60.0, ge=0, alias="HULEEDU_NIGHTLY_METRICS_CACHE_SECONDS"
+    )
+
+    # Retries and alerts (jobs/retries.py, schedules/alerts.py). A step of the nightly job
+    # (idempotent upserts only) that fails is retried up to `retry_max_retries` times, waiting
+    # `retry_delay_seconds` doubled each time, plus or minus a random jitter. A failed run is
+    # logged and, when `alert_webhook_url` is set, POSTed there as JSON.
+    retry_max_retries: int = Field(default=3, ge=0, alias="HULEEDU_RETRY_MAX_RETRIES")
+    retry_delay_seconds: float = Field(default=10.0, ge=0, alias="HULEEDU_RETRY_DELAY_SECONDS")
+    alert_webhook_url: str | None = Field(default=None, alias="HULEEDU_ALERT_WEBHOOK_URL")
+    alert_timeout_seconds: float = Field(default=5.0, gt=0, alias="HULEEDU_ALERT_TIMEOUT_SECONDS")
+
     @property
     def max_future_skew(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.max_future_skew_seconds)

@@ -152,6 +152,7 @@ def nightly_scores(
         raise dg.Failure(
             description=str(error),
             metadata={"problems": dg.MetadataValue.json(error.problems)},
+            allow_retries=False,  # no champion is no transient error: the job's retries skip it
         ) from error
     outcome = scored.outcome
     common = _scoring_metadata(scored)

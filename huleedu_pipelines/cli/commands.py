@@ -451,5 +451,9 @@ def _add_benchmarks(parent: typer.Typer) -> None:
 
 _add_benchmarks(app)
 
+from huleedu_pipelines.cli.serve import serve  # noqa: E402  (the scoring API)
+
+app.command("serve")(serve)
+
 if __name__ == "__main__":
     app()

@@ -10,11 +10,17 @@ sensor, CLI):
   promote each other's models.
 - `dagster/max_retries` — a failed nightly run is retried (its writes are idempotent upserts);
   a failed training run is not: a gate failure is a decision, and a crash needs a look.
+
+The nightly job's steps also retry in place with backoff and jitter (`op_retry_policy`, from
+`HULEEDU_RETRY_MAX_RETRIES` and `HULEEDU_RETRY_DELAY_SECONDS`; see jobs/retries.py), so a
+registry or database hiccup costs a step, not a run.
 """
 
 import dagster as dg
 
 from huleedu_pipelines.assets.partitions import daily_partitions
+from huleedu_pipelines.jobs.retries import transient_retry_policy
+from huleedu_pipelines.settings import get_settings
 
 TRAINING_GROUPS = ("ingest", "labels", "features", "training", "validation")
 NIGHTLY_GROUPS = ("inference", "monitoring")
@@ -41,6 +47,7 @@ nightly_inference_job = dg.define_asset_job(
         "scores beside them) and monitor the predictions against the training reference."
     ),
     tags={MAX_RETRIES_TAG: str(NIGHTLY_MAX_RETRIES)},
+    op_retry_policy=transient_retry_policy(get_settings()),
 )
 
 __all__ = [

@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import dagster as dg
+from dagster._core.definitions.dependency import NodeHandle
 
 from huleedu_pipelines.definitions import build_definitions
-from huleedu_pipelines.settings import get_settings
+from huleedu_pipelines.jobs.retries import transient_retry_policy
+from huleedu_pipelines.settings import Settings, get_settings
 
 EXPECTED_GROUPS = {
     "raw_essays": "ingest",
@@ -120,8 +122,12 @@ def test_automation_snapshot(home) -> None:
         "weekly_retrain_schedule": ("0 2 * * 0", "training_job"),
         "nightly_inference_schedule": ("0 1 * * *", "nightly_inference_job"),
     }
-    sensors = {s.name: s.job_name for s in defs.sensors}
-    assert sensors == {"new_labels_sensor": "training_job"}
+    sensors = {s.name: [t.job_name for t in s.targets] for s in defs.sensors}
+    # The alert sensor launches nothing: it watches every job of the code location.
+    assert sensors == {"new_labels_sensor": ["training_job"], "run_failure_alert_sensor": []}
+    alert = next(s for s in defs.sensors if s.name == "run_failure_alert_sensor")
+    assert isinstance(alert, dg.RunStatusSensorDefinition)
+    assert alert.sensor_type.name == "RUN_STATUS"
     # The sensor reads its threshold from this resource; without it, it fails only when it runs.
     assert "retrain_trigger" in defs.resources
 
@@ -161,3 +167,37 @@ def test_scores_depend_on_the_promoted_models(home) -> None:
     assert "promoted_models" in upstream
     downstream = graph.get(dg.AssetKey("promoted_models")).child_keys
     assert dg.AssetKey("inference_features") in downstream
+
+
+def test_nightly_steps_retry_with_backoff_and_training_steps_do_not(home) -> None:
+    """Nightly writes are idempotent upserts, so its steps retry; training registers models."""
+    defs = build_definitions(get_settings())
+    defaults = Settings()
+    expected = dg.RetryPolicy(
+        max_retries=defaults.retry_max_retries,
+        delay=defaults.retry_delay_seconds,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
+    assert expected.max_retries == 3 and expected.delay == 10.0
+    nightly = defs.resolve_job_def("nightly_inference_job")
+    policies = {
+        node.name: nightly.get_retry_policy_for_handle(NodeHandle(node.name, None))
+        for node in nightly.graph.nodes
+    }
+    assert {"inference_features", "nightly_scores", "prediction_monitoring"} <= set(policies)
+    assert set(policies.values()) == {expected}
+    training = defs.resolve_job_def("training_job")
+    assert training.graph.nodes
+    assert all(
+        training.get_retry_policy_for_handle(NodeHandle(node.name, None)) is None
+        for node in training.graph.nodes
+    )
+
+
+def test_retry_policy_follows_the_settings() -> None:
+    policy = transient_retry_policy(
+        Settings(HULEEDU_RETRY_MAX_RETRIES=5, HULEEDU_RETRY_DELAY_SECONDS=0.5)
+    )
+    assert (policy.max_retries, policy.delay) == (5, 0.5)
+    assert (policy.backoff, policy.jitter) == (dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS)

@@ -37,9 +37,13 @@ DOCKERFILE = REPO / "Dockerfile"
 DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
 WORKSPACE_YAML = REPO / "deploy" / "workspace.yaml"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
+PROMETHEUS_YAML = REPO / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
+GRAFANA_DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 
-PYTHON_SERVICES = ("mlflow", "code-server", "webserver", "daemon")
-SERVICES = ("postgres", *PYTHON_SERVICES)
+PYTHON_SERVICES = ("mlflow", "code-server", "webserver", "daemon", "scoring-api")
+MONITORING_SERVICES = ("prometheus", "grafana")
+SERVICES = ("postgres", *PYTHON_SERVICES, *MONITORING_SERVICES)
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon")
 PROJECT = "huleedu-pipelines"
 
@@ -159,10 +163,14 @@ def console_scripts() -> dict[str, importlib.metadata.EntryPoint]:
 def click_command(script: str) -> click.Command:
     """The click command behind a console script (dagster's scripts wrap a module-level
     `cli` in a `main()` function)."""
+    import typer
+
     entry_point = console_scripts()[script]
     target = entry_point.load()
     if isinstance(target, click.Command):
         return target
+    if isinstance(target, typer.Typer):  # huleedu-pipelines itself
+        return typer.main.get_command(target)
     command = getattr(importlib.import_module(entry_point.module), "cli", None)
     assert isinstance(command, click.Command), f"cannot find the click command of {script}"
     return command
@@ -255,6 +263,7 @@ def test_service_commands_are_console_scripts_of_the_image(services: dict[str, d
         "code-server": "dagster",
         "webserver": "dagster-webserver",
         "daemon": "dagster-daemon",
+        "scoring-api": "huleedu-pipelines",
     }
     for name, script in expected.items():
         command = argv(services[name]["command"])
@@ -273,6 +282,9 @@ def test_healthchecks_use_what_the_image_has(services: dict[str, dict]) -> None:
         else:
             assert check[0] in console_scripts(), f"{name}'s healthcheck runs {check[0]}"
             parse_command_line(check)
+    for name in MONITORING_SERVICES:
+        # prom/prometheus (busybox) and grafana/grafana (Alpine) ship busybox's wget.
+        assert healthcheck_argv(services[name])[:3] == ["wget", "-q", "--spider"], name
 
 
 def test_healthchecks_probe_the_ports_the_services_serve(services: dict[str, dict]) -> None:
@@ -283,6 +295,10 @@ def test_healthchecks_probe_the_ports_the_services_serve(services: dict[str, dic
     assert f"localhost:{webserver_port}/server_info" in webserver_check
     code_server_port = option(argv(services["code-server"]["command"]), "--port", "-p")
     assert option(healthcheck_argv(services["code-server"]), "--port", "-p") == code_server_port
+    scoring_port = option(argv(services["scoring-api"]["command"]), "--port")
+    assert f"localhost:{scoring_port}/readyz" in " ".join(healthcheck_argv(services["scoring-api"]))
+    assert "http://localhost:9090/-/healthy" in healthcheck_argv(services["prometheus"])
+    assert "http://localhost:3000/api/health" in healthcheck_argv(services["grafana"])
 
 
 def test_uis_are_published_where_the_readme_says(services: dict[str, dict]) -> None:
@@ -294,6 +310,10 @@ def test_uis_are_published_where_the_readme_says(services: dict[str, dict]) -> N
 
     assert published("webserver").get("3000") == "3000"
     assert published("mlflow").get("5000") == "5000"
+    # The scoring API and the monitoring stack answer on the host's loopback only.
+    assert published("scoring-api") == {"8000": "127.0.0.1:8000"}
+    assert published("prometheus") == {"9090": "127.0.0.1:9090"}
+    assert published("grafana") == {"3000": "127.0.0.1:3001"}
 
 
 def test_depends_on_names_services_that_report_health(services: dict[str, dict]) -> None:
@@ -628,3 +648,96 @@ def test_the_queue_holds_a_second_training_until_the_first_ends(
 
         instance.report_run_failed(first, "worker died")  # what run monitoring records
         assert dequeued() == [second.run_id, nightly.run_id]
+
+
+# -- the scoring API and its monitoring (Prometheus, Grafana) -------------------------------
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path | str]:
+    """Container path -> host path (a file or folder of this checkout) or volume name."""
+    found: dict[str, Path | str] = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        found[target] = (REPO / source).resolve() if source.startswith(".") else source
+    return found
+
+
+def test_scoring_api_serves_the_stores_the_nightly_job_writes(services: dict[str, dict]) -> None:
+    api, code_server = environment(services["scoring-api"]), environment(services["code-server"])
+    for variable in ("HULEEDU_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "HULEEDU_HOME"):
+        assert api.get(variable) == code_server[variable], variable
+    # The same volume at the same home: the nightly job's feature cache is the disk layer.
+    assert mounts(services["scoring-api"])[api["HULEEDU_HOME"]] == "huleedu-data"
+    assert mounts(services["code-server"])[code_server["HULEEDU_HOME"]] == "huleedu-data"
+    # The huleedu_nightly_* gauges read the production Dagster instance.
+    assert api["DAGSTER_POSTGRES_URL"] == code_server["DAGSTER_POSTGRES_URL"]
+    assert (
+        api.get("DAGSTER_HOME", dockerfile_env()["DAGSTER_HOME"])
+        == (dockerfile_env()["DAGSTER_HOME"])
+    )
+    command = argv(services["scoring-api"]["command"])
+    assert command[:2] == ["huleedu-pipelines", "serve"]
+    assert option(command, "--host") == "0.0.0.0"  # reachable by Prometheus in the network
+
+
+def test_third_party_images_are_pinned(services: dict[str, dict]) -> None:
+    for name in MONITORING_SERVICES:
+        image = services[name]["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name} runs {image}"
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?", services["postgres"]["image"])
+
+
+URL_PASSWORD = re.compile(r"://(?:\$\{[^}]*\}|[^:/@\s]*):(\$\{[^}]*\}|[^@\s/]*)@")
+ENV_DEFAULT = re.compile(r"\$\{[A-Z_]+:-[^}]*\}")
+
+
+def test_no_password_is_written_in_the_compose_file() -> None:
+    """Passwords come from the environment (or a .env file): each is a `${NAME:-default}`."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    checked = 0
+    for name, service in raw["services"].items():
+        values = list(environment(service).items())
+        values += [("command", arg) for arg in argv(service.get("command") or [])]
+        for variable, value in values:
+            if "PASSWORD" in variable:
+                assert ENV_DEFAULT.fullmatch(value), f"{name}: {variable}"
+            for password in URL_PASSWORD.findall(value):
+                assert ENV_DEFAULT.fullmatch(password), f"{name}: {variable} {value}"
+                checked += 1
+    assert checked >= 5  # mlflow's store, the Dagster instance (3 services), the warehouse (2)
+
+
+def test_prometheus_scrapes_the_scoring_api(services: dict[str, dict]) -> None:
+    prometheus = services["prometheus"]
+    config_arg = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    config_path = config_arg.split("=", 1)[1]
+    assert mounts(prometheus)[config_path] == PROMETHEUS_YAML
+    config = yaml.safe_load(PROMETHEUS_YAML.read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "scoring-api"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    port = option(argv(services["scoring-api"]["command"]), "--port")
+    assert job["static_configs"][0]["targets"] == [f"scoring-api:{port}"]
+    storage = next(a for a in prometheus["command"] if a.startswith("--storage.tsdb.path="))
+    assert mounts(prometheus)[storage.split("=", 1)[1]] == "prometheus-data"
+
+
+def test_grafana_is_provisioned_from_deploy(services: dict[str, dict]) -> None:
+    grafana = services["grafana"]
+    grafana_mounts = mounts(grafana)
+    assert grafana_mounts["/etc/grafana/provisioning"] == GRAFANA_PROVISIONING
+    datasources = yaml.safe_load(
+        (GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text()
+    )
+    (datasource,) = datasources["datasources"]
+    url = urlsplit(datasource["url"])
+    assert datasource["type"] == "prometheus" and url.hostname == "prometheus"
+    assert f"{url.port}:{url.port}" in [p.split(":", 1)[1] for p in services["prometheus"]["ports"]]
+
+    providers = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "huleedu.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert grafana_mounts[provider["options"]["path"]] == GRAFANA_DASHBOARDS
+    assert sorted(GRAFANA_DASHBOARDS.glob("*.json")), "no dashboard to provision"
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (GRAFANA_DASHBOARDS / Path(home).relative_to(provider["options"]["path"])).is_file()
