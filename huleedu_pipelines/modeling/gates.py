@@ -697,6 +697,21 @@ def rater_agreement_gate(
     )
 
 
+def validity_gates(
+    thresholds: GateThresholds,
+    rater_agreement: RaterAgreement | None,
+    fairness: FairnessReport | None,
+    gaming: GamingReport | None,
+) -> list[GateResult]:
+    """What every family is held to beside its own floors: no worse than a second human by
+    more than the allowed degradation, fair across subgroups, not raised by gaming."""
+    return [
+        rater_agreement_gate(rater_agreement, thresholds),
+        *fairness_gates(fairness, thresholds),
+        gaming_gate(gaming, thresholds),
+    ]
+
+
 # --------------------------------------------------------------------------- per model
 
 
@@ -741,9 +756,7 @@ def grade_gates(
             thresholds.max_grade_share_difference,
             "<=",
         ),
-        rater_agreement_gate(rater_agreement, thresholds),
-        *fairness_gates(fairness, thresholds),
-        gaming_gate(gaming, thresholds),
+        *validity_gates(thresholds, rater_agreement, fairness, gaming),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -774,9 +787,7 @@ def cefr_gates(
             ">=",
             interval=report.intervals.get("qwk"),
         ),
-        rater_agreement_gate(rater_agreement, thresholds),
-        *fairness_gates(fairness, thresholds),
-        gaming_gate(gaming, thresholds),
+        *validity_gates(thresholds, rater_agreement, fairness, gaming),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -808,9 +819,7 @@ def band_gates(
             " bands",
             interval=report.intervals.get("mae"),
         ),
-        rater_agreement_gate(rater_agreement, thresholds),
-        *fairness_gates(fairness, thresholds),
-        gaming_gate(gaming, thresholds),
+        *validity_gates(thresholds, rater_agreement, fairness, gaming),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         *latency_gates(latency, thresholds),
@@ -852,9 +861,7 @@ def skill_gates(
             ">=",
             interval=intervals.get("roc_auc"),
         ),
-        rater_agreement_gate(rater_agreement, thresholds),
-        *fairness_gates(fairness, thresholds),
-        gaming_gate(gaming, thresholds),
+        *validity_gates(thresholds, rater_agreement, fairness, gaming),
         *baseline_gates(baselines),
         *parity_gates(parity, thresholds),
         non_inferiority_gate(champion, thresholds),
