@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import make_url
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huleedu_pipelines.features.embeddings import SentenceEmbedder
@@ -234,7 +235,9 @@ def create_app(
             "scoring API starting",
             extra={
                 "event": "startup",
-                "warehouse": settings.resolved_warehouse_url.split("@")[-1],
+                "warehouse": make_url(settings.resolved_warehouse_url).render_as_string(
+                    hide_password=True
+                ),
                 "reload_seconds": settings.serve_reload_seconds,
             },
         )
