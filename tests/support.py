@@ -73,3 +73,33 @@ def seed_small_trainable_home(
         latent_truth_path=root / "home" / "demo_latent_truth.parquet",
     )
     return url
+
+
+def validate_on_holdout(holdout, bundle, policy, champion=None, model_name: str | None = None):
+    """`validate_version` for `bundle` as version 2 of `model_name` (the grade model by default)
+    on `holdout` under `policy`, with latency and the anti-gaming copies measured as validation
+    measures them."""
+    from huleedu_pipelines.features.build import feature_matrix
+    from huleedu_pipelines.modeling.names import GRADE_MODEL
+    from huleedu_pipelines.services.promotion import (
+        gamed_holdout_features,
+        measure_serving_latency,
+        validate_version,
+    )
+
+    model_name = model_name or GRADE_MODEL
+    test = holdout.rows(model_name, policy.high_skill_threshold)
+    return validate_version(
+        model_name=model_name,
+        version="2",
+        bundle=bundle,
+        holdout=holdout,
+        champion=champion,
+        latency=measure_serving_latency([bundle], feature_matrix(test)),
+        thresholds=policy.thresholds,
+        seed=policy.seed,
+        high_skill_threshold=policy.high_skill_threshold,
+        reports_dir=policy.reports_dir,
+        gamed=gamed_holdout_features(holdout, policy),
+        gaming_tolerance_sd=policy.gaming.tolerance_sd,
+    )

@@ -305,15 +305,18 @@ def read_csv_lines(text: str, name: str) -> tuple[list[str], list[CsvLine]]:
     return columns, lines
 
 
-def attribute_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Attribute name per usable `group_<name>` column, and a sentence per rejected one."""
+def _named_columns(
+    columns: list[str], name_of: Callable[[str], str | None], problem_of: Callable[[str], Any]
+) -> tuple[dict[str, str], list[str]]:
+    """The name (`name_of`, None for columns of another kind) per usable column, and a sentence
+    per column whose name `problem_of` rejects."""
     usable: dict[str, str] = {}
     rejected: list[str] = []
     for column in columns:
-        if not column.startswith(ATTRIBUTE_COLUMN_PREFIX):
+        name = name_of(column)
+        if name is None:
             continue
-        name = column.removeprefix(ATTRIBUTE_COLUMN_PREFIX)
-        problem = attribute_name_problem(name)
+        problem = problem_of(name)
         if problem is None:
             usable[column] = name
         else:
@@ -324,23 +327,28 @@ def attribute_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
     return usable, rejected
 
 
+def attribute_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Attribute name per usable `group_<name>` column, and a sentence per rejected one."""
+    return _named_columns(
+        columns,
+        lambda column: (
+            column.removeprefix(ATTRIBUTE_COLUMN_PREFIX)
+            if column.startswith(ATTRIBUTE_COLUMN_PREFIX)
+            else None
+        ),
+        attribute_name_problem,
+    )
+
+
 def second_rating_columns(columns: list[str]) -> tuple[dict[str, str], list[str]]:
     """The label per usable `<label>_rater2` column, and a sentence per rejected one."""
-    usable: dict[str, str] = {}
-    rejected: list[str] = []
-    for column in columns:
-        if not column.endswith(RATER2_SUFFIX):
-            continue
-        label = column.removesuffix(RATER2_SUFFIX)
-        problem = second_rating_label_problem(label)
-        if problem is None:
-            usable[column] = label
-        else:
-            rejected.append(
-                f"column {column!r}: {problem.detail}; none of its values were imported. Rename "
-                "the column and import the file again"
-            )
-    return usable, rejected
+    return _named_columns(
+        columns,
+        lambda column: (
+            column.removesuffix(RATER2_SUFFIX) if column.endswith(RATER2_SUFFIX) else None
+        ),
+        second_rating_label_problem,
+    )
 
 
 @dataclass

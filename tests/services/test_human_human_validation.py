@@ -6,41 +6,19 @@ from __future__ import annotations
 import dataclasses
 
 import polars as pl
+from support import validate_on_holdout
 
 from huleedu_pipelines.domain import SWEDISH_GRADES
-from huleedu_pipelines.features.build import feature_matrix
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
-from huleedu_pipelines.modeling.names import GRADE_MODEL
 from huleedu_pipelines.services.promotion import (
     STORAGE_FILES,
     Holdout,
     ValidationPolicy,
-    gamed_holdout_features,
-    measure_serving_latency,
-    validate_version,
 )
 
 DOUBLE_SCORED = 40
 """Test essays a second teacher graded (of N_HOLDOUT)."""
-
-
-def _validate(holdout: Holdout, bundle: ModelBundle, policy: ValidationPolicy):
-    test = holdout.rows(GRADE_MODEL, policy.high_skill_threshold)
-    return validate_version(
-        model_name=GRADE_MODEL,
-        version="2",
-        bundle=bundle,
-        holdout=holdout,
-        champion=None,
-        latency=measure_serving_latency([bundle], feature_matrix(test)),
-        thresholds=policy.thresholds,
-        seed=policy.seed,
-        high_skill_threshold=policy.high_skill_threshold,
-        reports_dir=policy.reports_dir,
-        gamed=gamed_holdout_features(holdout, policy),
-        gaming_tolerance_sd=policy.gaming.tolerance_sd,
-    )
 
 
 def _with_second_grades(holdout: Holdout, *, off_by_one_every: int) -> Holdout:
@@ -65,7 +43,7 @@ def test_a_model_as_close_to_the_teachers_as_a_second_teacher_passes_and_the_rep
 ) -> None:
     # The model predicts the first grades exactly; the second teacher is one off on 1 in 4.
     holdout = _with_second_grades(grade_holdout(grade_bundle), off_by_one_every=4)
-    result = _validate(holdout, grade_bundle, policy)
+    result = validate_on_holdout(holdout, grade_bundle, policy)
 
     gate = next(gate for gate in result.gates if gate.gate == "max_qwk_degradation")
     first = holdout.grade_labels.head(DOUBLE_SCORED)["grade_ordinal"].to_numpy()
@@ -93,7 +71,7 @@ def test_a_model_far_worse_than_a_second_teacher_is_blocked(
 ) -> None:
     # Teachers agree with each other exactly; their grades are 4 steps from the model's.
     holdout = _with_second_grades(grade_holdout(grade_bundle, shift=4), off_by_one_every=0)
-    result = _validate(holdout, grade_bundle, policy)
+    result = validate_on_holdout(holdout, grade_bundle, policy)
 
     gate = next(gate for gate in result.gates if gate.gate == "max_qwk_degradation")
     assert not gate.passed and gate.value > 1.0  # human–human 1.0, human–machine below 0
@@ -106,7 +84,7 @@ def test_a_model_far_worse_than_a_second_teacher_is_blocked(
 def test_without_second_ratings_the_gate_does_not_apply_and_there_is_no_section(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
-    result = _validate(grade_holdout(grade_bundle), grade_bundle, policy)
+    result = validate_on_holdout(grade_holdout(grade_bundle), grade_bundle, policy)
     gate = next(gate for gate in result.gates if gate.gate == "max_qwk_degradation")
     assert gate.passed and gate.value is None
     assert gate.message == "no double-scored essays: not applicable (max_qwk_degradation passes)"

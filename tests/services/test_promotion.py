@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 from fakes import FakeRegistry, feature_rows, tiny_bundle
+from support import validate_on_holdout
 
 from huleedu_pipelines.domain import CEFR_LEVELS
 from huleedu_pipelines.features.build import feature_matrix
@@ -23,41 +24,14 @@ from huleedu_pipelines.services.promotion import (
     Holdout,
     PromotionError,
     ValidationPolicy,
-    gamed_holdout_features,
-    measure_serving_latency,
     promote,
     rollback_champion,
     validate_challengers,
     validate_registered,
-    validate_version,
 )
 from huleedu_pipelines.services.training import MODEL_CARD_SCHEMA
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import model_promotions, serving_models
-
-
-def _validate(
-    holdout: Holdout,
-    bundle: ModelBundle,
-    policy: ValidationPolicy,
-    champion=None,
-    model_name: str = GRADE_MODEL,
-):
-    test = holdout.rows(model_name, policy.high_skill_threshold)
-    return validate_version(
-        model_name=model_name,
-        version="2",
-        bundle=bundle,
-        holdout=holdout,
-        champion=champion,
-        latency=measure_serving_latency([bundle], feature_matrix(test)),
-        thresholds=policy.thresholds,
-        seed=policy.seed,
-        high_skill_threshold=policy.high_skill_threshold,
-        reports_dir=policy.reports_dir,
-        gamed=gamed_holdout_features(holdout, policy),
-        gaming_tolerance_sd=policy.gaming.tolerance_sd,
-    )
 
 
 def _rows(engine: sa.Engine, table: sa.Table) -> pl.DataFrame:
@@ -68,7 +42,7 @@ def _rows(engine: sa.Engine, table: sa.Table) -> pl.DataFrame:
 def test_validate_version_passes_every_gate_on_labels_the_model_predicts(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
-    result = _validate(grade_holdout(grade_bundle), grade_bundle, policy)
+    result = validate_on_holdout(grade_holdout(grade_bundle), grade_bundle, policy)
 
     assert result.passed and result.verdict == f"all {len(GATE_NAMES['grade'])} gates passed"
     gates = {gate.gate: gate for gate in result.gates}
@@ -97,7 +71,7 @@ def test_the_model_is_compared_with_baselines_fitted_on_the_training_split(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
     holdout = grade_holdout(grade_bundle)
-    result = _validate(holdout, grade_bundle, policy)
+    result = validate_on_holdout(holdout, grade_bundle, policy)
 
     baselines = result.baselines
     train = holdout.rows(GRADE_MODEL, policy.high_skill_threshold, "train")
@@ -126,7 +100,7 @@ def test_the_model_is_compared_with_baselines_fitted_on_the_training_split(
 def test_the_gates_json_carries_each_interval(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
-    result = _validate(grade_holdout(grade_bundle, shift=1), grade_bundle, policy)
+    result = validate_on_holdout(grade_holdout(grade_bundle, shift=1), grade_bundle, policy)
     written = {g["gate"]: g for g in json.loads(result.report_row("run-1")["gates"])}
     gates = {gate.gate: gate for gate in result.gates}
     for name in ("min_qwk", "min_adjacent_agreement", "beats_trivial", "not_worse_than_ridge"):
@@ -177,7 +151,7 @@ def test_baseline_gates_fail_when_the_training_split_has_no_rows(
             }
         ),
     )
-    result = _validate(holdout, bundle, policy, model_name=CEFR_MODEL)
+    result = validate_on_holdout(holdout, bundle, policy, model_name=CEFR_MODEL)
 
     gates = {gate.gate: gate for gate in result.gates}
     assert list(gates) == list(GATE_NAMES["cefr"])
@@ -206,7 +180,7 @@ def test_a_baseline_that_cannot_be_fitted_fails_its_own_gate(
         .alias("split")
     )
     holdout = Holdout(**{**holdout.__dict__, "splits": splits})
-    result = _validate(holdout, grade_bundle, policy)
+    result = validate_on_holdout(holdout, grade_bundle, policy)
 
     gates = {gate.gate: gate for gate in result.gates}
     assert gates["beats_trivial"].passed
@@ -221,7 +195,7 @@ def test_a_baseline_that_cannot_be_fitted_fails_its_own_gate(
 def test_validate_version_fails_the_quality_gates_on_labels_far_from_the_predictions(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
-    result = _validate(grade_holdout(grade_bundle, shift=4), grade_bundle, policy)
+    result = validate_on_holdout(grade_holdout(grade_bundle, shift=4), grade_bundle, policy)
 
     assert not result.passed
     failed = {gate.gate for gate in result.gates if not gate.passed}
@@ -253,7 +227,7 @@ def _with_gender(holdout: Holdout) -> Holdout:
 def test_the_report_shows_fairness_per_attribute_and_length_band(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
-    result = _validate(_with_gender(grade_holdout(grade_bundle)), grade_bundle, policy)
+    result = validate_on_holdout(_with_gender(grade_holdout(grade_bundle)), grade_bundle, policy)
 
     gates = {gate.gate: gate for gate in result.gates}
     assert gates["max_abs_smd"].passed and gates["max_abs_smd"].value == 0.0
@@ -285,7 +259,9 @@ def test_a_model_that_grades_one_gender_higher_is_blocked_by_the_subgroup_gate(
         .otherwise(pl.col("grade_ordinal"))
         .alias("grade_ordinal")
     )
-    result = _validate(dataclasses.replace(holdout, grade_labels=labels), grade_bundle, policy)
+    result = validate_on_holdout(
+        dataclasses.replace(holdout, grade_labels=labels), grade_bundle, policy
+    )
 
     gate = next(gate for gate in result.gates if gate.gate == "max_abs_subgroup_smd")
     assert not gate.passed and gate.value > 0.3
@@ -320,7 +296,7 @@ def test_validate_version_compares_with_the_champion_on_the_same_rows(
     grade_bundle: ModelBundle, policy: ValidationPolicy, grade_holdout
 ) -> None:
     holdout = grade_holdout(grade_bundle)
-    result = _validate(holdout, grade_bundle, policy, champion=("1", grade_bundle))
+    result = validate_on_holdout(holdout, grade_bundle, policy, champion=("1", grade_bundle))
 
     assert result.champion_version == "1"
     non_inferiority = next(gate for gate in result.gates if gate.gate == "non_inferiority")
@@ -337,7 +313,7 @@ def test_validated_challengers_are_recorded_promoted_then_rolled_back(
 ) -> None:
     holdout = grade_holdout(grade_bundle)
 
-    def train_and_validate(bundle: ModelBundle):
+    def train_andvalidate_on_holdout(bundle: ModelBundle):
         """What a training run does: a registered challenger and its model card."""
         version = fake_registry.register(GRADE_MODEL, bundle)
         ref = fake_registry.get_version_by_number(GRADE_MODEL, version)
@@ -352,7 +328,7 @@ def test_validated_challengers_are_recorded_promoted_then_rolled_back(
         cards = pl.DataFrame([card, skipped], schema=MODEL_CARD_SCHEMA)
         return validate_challengers(cards, holdout, fake_registry, policy), ref.run_id
 
-    first, run_id = train_and_validate(grade_bundle)
+    first, run_id = train_andvalidate_on_holdout(grade_bundle)
     assert first.reports.height == 1  # the skipped model is not validated
     report = first.reports.row(0, named=True)
     assert (report["version"], report["passed"], report["champion_version"]) == ("1", True, None)
@@ -370,7 +346,7 @@ def test_validated_challengers_are_recorded_promoted_then_rolled_back(
     assert promote(sqlite_warehouse, fake_registry, report).action == "already champion"
 
     # A second challenger is compared with champion v1 and replaces it.
-    second, _ = train_and_validate(tiny_bundle(GRADE_MODEL, seed=0))
+    second, _ = train_andvalidate_on_holdout(tiny_bundle(GRADE_MODEL, seed=0))
     report = second.reports.row(0, named=True)
     assert (report["version"], report["champion_version"]) == ("2", "1")
     decision = promote(sqlite_warehouse, fake_registry, report)
