@@ -25,9 +25,20 @@ from huleedu_pipelines.schedules.alerts import build_run_failure_alert_sensor
 from huleedu_pipelines.settings import Settings, get_settings
 
 
+def run_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """The executor every job runs its steps with (`HULEEDU_RUN_EXECUTOR`); None keeps
+    Dagster's default, a process per step."""
+    if settings.run_executor == "k8s_job":
+        from dagster_k8s import k8s_job_executor  # the image's `deploy` extra
+
+        return k8s_job_executor
+    return None
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to `settings` (tests pass their own; the code location uses the env)."""
     return dg.Definitions(
+        executor=run_executor(settings),
         assets=dg.load_assets_from_modules(
             [ingest, labels, features, training, validation, coherence, inference, monitoring]
         ),

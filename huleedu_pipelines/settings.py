@@ -33,6 +33,12 @@ class Settings(BaseSettings):
 
     seed: int = Field(default=42, alias="HULEEDU_SEED")
     n_jobs: int = Field(default=2, alias="HULEEDU_N_JOBS")
+    # How a run executes its steps: "multiprocess" (Dagster's default: a process per step in
+    # the run's own container or process) or "k8s_job" (every step a Kubernetes Job of its
+    # own, from dagster-k8s; with deploy/helm, requests per step from the assets' tags).
+    run_executor: Literal["multiprocess", "k8s_job"] = Field(
+        default="multiprocess", alias="HULEEDU_RUN_EXECUTOR"
+    )
     high_skill_threshold: float = Field(default=3.5, alias="HULEEDU_HIGH_SKILL_THRESHOLD")
     min_labels_to_train: int = Field(default=50, alias="HULEEDU_MIN_LABELS_TO_TRAIN")
     retrain_min_new_labels: int = Field(default=100, alias="HULEEDU_RETRAIN_MIN_NEW_LABELS")
@@ -116,6 +122,15 @@ class Settings(BaseSettings):
     default only essays flagged `needs_review` (the ones a teacher will open) are explained."""
     shadow_scoring: bool = Field(default=True, alias="HULEEDU_SHADOW_SCORING")
     scoring_chunk_size: int = Field(default=5000, alias="HULEEDU_SCORING_CHUNK_SIZE")
+    scoring_shards: int = Field(default=4, ge=1, le=256, alias="HULEEDU_SCORING_SHARDS")
+    """Static shards of a night's essays (`domain.shards.shard_of`): each (day, shard) is its
+    own partition and run of `nightly_inference_job`, so a night fans out over run workers.
+    Read when the definitions load; changing it changes the partition keys."""
+    nightly_freshness_hours: float = Field(
+        default=26.0, gt=0, alias="HULEEDU_NIGHTLY_FRESHNESS_HOURS"
+    )
+    """The nightly outputs (`skill_assessments`, `essay_grade_predictions`) are stale in the
+    Dagster UI when no partition has been materialized for this long (a night plus slack)."""
     monitor_psi_warn: float = Field(default=0.2, alias="HULEEDU_MONITOR_PSI_WARN")
     monitor_min_skill_r: float = Field(default=0.50, alias="HULEEDU_MONITOR_MIN_SKILL_R")
     monitor_min_rated_essays: int = Field(default=30, alias="HULEEDU_MONITOR_MIN_RATED_ESSAYS")

@@ -5,7 +5,7 @@ feature version; re-materializing recomputes only essays whose text changed."""
 import dagster as dg
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, k8s_step_resources
 from huleedu_pipelines.features.build import (
     EMBEDDING_COLUMNS,
     MODEL_FEATURE_COLUMNS,
@@ -66,7 +66,12 @@ def text_features(
     return _documented_output(context, "text features", keyed, result, TEXT_FEATURES)
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, owners=OWNERS)
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "parquet"},
+    owners=OWNERS,
+    op_tags=k8s_step_resources(cpu="2", memory="4Gi"),
+)
 def essay_embeddings(
     context: dg.AssetExecutionContext,
     raw_essays: pl.DataFrame,

@@ -1,6 +1,7 @@
-"""Group `inference` (daily partitions): the day's new or changed essays scored with every
-champion model, challenger shadow scores beside them, upserted into the warehouse tables the
-product reads (`skill_assessments`, `essay_grade_predictions`)."""
+"""Group `inference` (partitioned by day and shard, `assets/partitions.py`): the day's new or
+changed essays of one shard scored with every champion model, challenger shadow scores beside
+them, upserted into the warehouse tables the product reads (`skill_assessments`,
+`essay_grade_predictions`)."""
 
 import datetime as dt
 
@@ -12,8 +13,8 @@ from huleedu_pipelines.assets.inference_checks import (
     check_grade_predictions_current,
     check_skill_assessments_current,
 )
-from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata
-from huleedu_pipelines.assets.partitions import daily_partitions
+from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, k8s_step_resources
+from huleedu_pipelines.assets.partitions import SCORING_SHARDS, day_and_shard, nightly_partitions
 from huleedu_pipelines.resources import (
     EmbedderResource,
     FeatureStoreResource,
@@ -30,6 +31,14 @@ from huleedu_pipelines.services.scoring import (
 from huleedu_pipelines.settings import get_settings
 
 GROUP = "inference"
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=get_settings().nightly_freshness_hours)
+)
+"""The nightly outputs fail freshness when no partition was scored for a night and its slack
+(`HULEEDU_NIGHTLY_FRESHNESS_HOURS`, default 26 h): a missed or failed night shows in the UI."""
+WAREHOUSE_WRITES_POOL = "warehouse_writes"
+"""Steps that write the warehouse share this pool; the instance config limits how many run
+at once (deploy/dagster.yaml), however many shard runs are in flight."""
 
 
 class InferenceConfig(dg.Config):
@@ -50,11 +59,12 @@ def _log_progress(context: dg.AssetExecutionContext):
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=daily_partitions,
+    partitions_def=nightly_partitions,
     kinds={"polars", "parquet"},
     owners=OWNERS,
     # Scores follow the champions: after a promotion the UI shows the day's scores as stale.
     deps=["promoted_models"],
+    op_tags=k8s_step_resources(cpu="2", memory="4Gi"),
 )
 def inference_features(
     context: dg.AssetExecutionContext,
@@ -63,13 +73,14 @@ def inference_features(
     feature_store: FeatureStoreResource,
     embedder: EmbedderResource,
 ) -> dg.Output[pl.DataFrame]:
-    """Model inputs of the essays to score for the day: submitted or updated that day, or
-    whose features changed since they were last scored (every essay in a backfill). Built by
-    the same cached feature path as training; essays whose features cannot be computed are
-    quarantined."""
+    """Model inputs of the partition's essays to score: of its shard, those submitted or
+    updated that day, or whose features changed since they were last scored (every essay of
+    the shard in a backfill). Built by the same cached feature path as training; essays whose
+    features cannot be computed are quarantined."""
+    day, shard = day_and_shard(context.partition_key)
     built = features_for_day(
         warehouse.migrated_engine(),
-        dt.date.fromisoformat(context.partition_key),
+        day,
         backfill=config.backfill,
         embedder=embedder.embedder(),
         cache_root=feature_store.root,
@@ -77,6 +88,7 @@ def inference_features(
         run_id=context.run_id,
         log=context.log,
         progress=_log_progress(context),
+        shard=(shard, SCORING_SHARDS),
     )
     frame = built.table
     return dg.Output(
@@ -86,6 +98,7 @@ def inference_features(
             "dagster/row_count": dg.MetadataValue.int(frame.height),
             "selected_because": dg.MetadataValue.json(built.selected_because()),
             "backfill": dg.MetadataValue.bool(config.backfill),
+            "shard": dg.MetadataValue.text(f"{shard} of {SCORING_SHARDS}"),
             "quarantined_essays": dg.MetadataValue.int(len(built.quarantined)),
             "embeddings_computed": dg.MetadataValue.int(built.embeddings_computed),
             "embeddings_reused": dg.MetadataValue.int(built.embeddings_reused),
@@ -102,6 +115,7 @@ def inference_features(
             group_name=GROUP,
             kinds={"onnx", "sql"},
             owners=OWNERS,
+            freshness_policy=NIGHTLY_FRESHNESS,
             description=(
                 "Per essay and skill: P(high skill), confidence and the five largest TreeSHAP "
                 "contributions, from the champion skill models (challenger rows beside them "
@@ -114,6 +128,7 @@ def inference_features(
             group_name=GROUP,
             kinds={"onnx", "sql"},
             owners=OWNERS,
+            freshness_policy=NIGHTLY_FRESHNESS,
             description=(
                 "Per essay: Swedish grade with its 8 probabilities and confidence, CEFR with "
                 "its probabilities, IELTS band, and `needs_review` when the grade model is "
@@ -123,8 +138,9 @@ def inference_features(
     ],
     ins={"inference_features": dg.AssetIn()},
     check_specs=CHECK_SPECS,
-    partitions_def=daily_partitions,
+    partitions_def=nightly_partitions,
     can_subset=False,
+    pool=WAREHOUSE_WRITES_POOL,
 )
 def nightly_scores(
     context: dg.AssetExecutionContext,
@@ -133,8 +149,8 @@ def nightly_scores(
     mlflow: MlflowRegistryResource,
     scoring: ScoringResource,
 ):
-    """Score the day's essays with every champion (and differing challenger) model and upsert
-    the rows, one transaction per table and chunk of essays."""
+    """Score the partition's essays with every champion (and differing challenger) model and
+    upsert the rows, one transaction per table and chunk of essays."""
     try:
         scored = score_day(
             warehouse.migrated_engine(),

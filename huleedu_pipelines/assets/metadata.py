@@ -47,3 +47,19 @@ def frame_metadata(frame: pl.DataFrame, preview_rows: int = 10) -> dict[str, Any
         "dagster/column_schema": schema,
         "preview": dg.MetadataValue.md(markdown_table(frame, preview_rows)),
     }
+
+
+def k8s_step_resources(cpu: str, memory: str) -> dict[str, Any]:
+    """Op tags that give a step's pod its CPU and memory requests (and a memory limit 1.5
+    times the request) under `k8s_job_executor`; every other executor ignores them."""
+    limit = f"{int(memory.removesuffix('Gi')) * 3 // 2}Gi"
+    return {
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": cpu, "memory": memory},
+                    "limits": {"memory": limit},
+                }
+            }
+        }
+    }

@@ -1,13 +1,20 @@
-"""Group `monitoring` (daily partitions): how the day's predictions compare with the training
-reference, with teacher ratings that arrived after scoring, and with the challenger."""
+"""Group `monitoring` (partitioned like `inference`, by day and shard): how the partition's
+predictions compare with the training reference, with teacher ratings that arrived after
+scoring, and with the challenger. Each run's measurements are also appended to the warehouse
+table `monitoring_measurements`, so the history of a day survives reruns.
+
+A shard's essays are a uniform sample of the day's (by a hash of the essay id), so its drift
+figures estimate the day's; `GROUP BY partition_date` over the table gives the whole night.
+"""
 
 from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
+from huleedu_pipelines.assets.inference import WAREHOUSE_WRITES_POOL
 from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
-from huleedu_pipelines.assets.partitions import daily_partitions
+from huleedu_pipelines.assets.partitions import SCORING_SHARDS, day_and_shard, nightly_partitions
 from huleedu_pipelines.resources import (
     MlflowRegistryResource,
     MonitoringResource,
@@ -17,6 +24,7 @@ from huleedu_pipelines.services.monitoring import (
     DayMeasurements,
     MonitoringThresholds,
     measure_day,
+    record_measurements,
 )
 
 GROUP = "monitoring"
@@ -26,7 +34,8 @@ AGREEMENT_CHECK = "check_skill_agreement_with_teachers"
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=daily_partitions,
+    partitions_def=nightly_partitions,
+    pool=WAREHOUSE_WRITES_POOL,
     kinds={"polars", "sql"},
     owners=OWNERS,
     ins={
@@ -61,9 +70,9 @@ def prediction_monitoring(
     mlflow: MlflowRegistryResource,
     monitoring: MonitoringResource,
 ) -> Iterator:
-    """Drift of the day's predicted grades and top-10 features against the training split,
-    Pearson r of skill scores with teacher ratings that arrived after scoring (all scored
-    essays so far), and champion–challenger agreement on the day's shadow rows."""
+    """Drift of the partition's predicted grades and top-10 features against the training
+    split, Pearson r of skill scores with teacher ratings that arrived after scoring (all
+    scored essays so far), and champion–challenger agreement on the partition's shadow rows."""
     thresholds = MonitoringThresholds(
         psi_warn=monitoring.psi_warn,
         min_skill_r=monitoring.min_skill_r,
@@ -79,6 +88,15 @@ def prediction_monitoring(
         thresholds=thresholds,
     )
     frame, psi = measured.frame, measured.predicted_grade_psi
+    day, shard = day_and_shard(context.partition_key)
+    recorded = record_measurements(
+        warehouse.migrated_engine(),
+        frame,
+        day=day,
+        shard=shard,
+        shards=SCORING_SHARDS,
+        run_id=context.run_id,
+    )
     context.log.info(
         f"monitoring {context.partition_key}: {measured.essays} essays, "
         f"{measured.drifting.height} drifting, {measured.weak_skills.height} skills below r "
@@ -91,6 +109,7 @@ def prediction_monitoring(
             "essays": dg.MetadataValue.int(measured.essays),
             "predicted_grade_psi": dg.MetadataValue.float(psi if psi is not None else float("nan")),
             "shadow_rows_compared": dg.MetadataValue.int(measured.shadow_rows_compared),
+            "history_rows_recorded": dg.MetadataValue.int(recorded),
             "measurements": dg.MetadataValue.md(markdown_table(frame, max_rows=40)),
         },
     )

@@ -9,7 +9,12 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, markdown_table
+from huleedu_pipelines.assets.metadata import (
+    OWNERS,
+    frame_metadata,
+    k8s_step_resources,
+    markdown_table,
+)
 from huleedu_pipelines.modeling.families import FAMILIES, Family, models_of
 from huleedu_pipelines.modeling.splits import grouped_stratified_split, leaking_groups
 from huleedu_pipelines.resources.mlflow_registry import MlflowRegistryResource
@@ -102,6 +107,7 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         kinds={"lightgbm", "onnx", "mlflow"},
         owners=OWNERS,
         description=family.description,
+        op_tags=k8s_step_resources(cpu="2", memory="4Gi"),
         ins={
             "feature_table": dg.AssetIn(),
             "training_splits": dg.AssetIn(),

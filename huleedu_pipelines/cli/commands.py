@@ -183,15 +183,17 @@ def _yesterday() -> dt.date:
 
 
 def _score(settings, day: dt.date, backfill: bool):
-    from huleedu_pipelines.cli.runs import dagster_instance, run_job
+    """Every shard of `day`, one run each (partition `<day>|<shard>`), merged into one summary."""
+    from huleedu_pipelines.assets.partitions import nightly_partition_keys
+    from huleedu_pipelines.cli.runs import dagster_instance, run_partitions
     from huleedu_pipelines.definitions import build_definitions
 
-    return run_job(
+    return run_partitions(
         build_definitions(settings),
         "nightly_inference_job",
         dagster_instance(settings),
         settings,
-        partition_key=day.isoformat(),
+        [str(key) for key in nightly_partition_keys(day)],
         op_config={"inference_features": {"backfill": backfill}},
     )
 
@@ -213,8 +215,9 @@ def score(
         ),
     ] = False,
 ) -> None:
-    """Run nightly_inference_job for one day in-process: score new or changed essays with the
-    champion models (challenger shadow rows beside them) and monitor the predictions."""
+    """Run nightly_inference_job for one day in-process, one run per shard
+    (HULEEDU_SCORING_SHARDS): score new or changed essays with the champion models (challenger
+    shadow rows beside them) and monitor the predictions."""
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()

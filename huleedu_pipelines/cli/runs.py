@@ -200,6 +200,74 @@ def run_job(
         return _execute(job, instance, settings, partition_key, log_level, op_config)
 
 
+def run_partitions(
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    partition_keys: list[str],
+    op_config: dict[str, dict] | None = None,
+    log_level: str = "INFO",
+) -> RunSummary:
+    """Run `job_name` once per partition key, one after the other, and merge what they did
+    (`merge_summaries`). A failed partition does not stop the others: each one's writes are
+    its own, and a rerun of the failed one completes the set. With several partitions each
+    failure line starts with its partition key."""
+    summaries = []
+    for key in partition_keys:
+        summary = run_job(
+            defs,
+            job_name,
+            instance,
+            settings,
+            partition_key=key,
+            log_level=log_level,
+            op_config=op_config,
+        )
+        if len(partition_keys) > 1:
+            summary.failures = [f"partition {key}: {line}" for line in summary.failures]
+        summaries.append(summary)
+    return merge_summaries(summaries)
+
+
+def merge_summaries(summaries: list[RunSummary]) -> RunSummary:
+    """One summary for runs that split a piece of work (the shards of a night): rows and
+    scored essays are summed, a check passes only if it passed in every run, failures and notes
+    keep every run's; the quarantine counts are the warehouse's after the last run."""
+    if len(summaries) == 1:
+        return summaries[0]
+    merged = RunSummary(
+        success=all(s.success for s in summaries),
+        run_id=", ".join(s.run_id for s in summaries),
+    )
+    seconds = 0.0
+    for summary in summaries:
+        for name, rows in summary.rows_by_asset.items():
+            merged.rows_by_asset[name] = merged.rows_by_asset.get(name, 0) + rows
+        for key, passed in summary.checks.items():
+            merged.checks[key] = merged.checks.get(key, True) and passed
+        merged.failures += summary.failures
+        merged.notes += [note for note in summary.notes if note not in merged.notes]
+        merged.gate_failures += summary.gate_failures
+        for key in ("essays_scored", "essays_skipped_unchanged"):
+            if key in summary.scoring:
+                merged.scoring[key] = merged.scoring.get(key, 0) + summary.scoring[key]
+        rate = summary.scoring.get("essays_per_second", 0)
+        if rate:
+            seconds += summary.scoring.get("essays_scored", 0) / rate
+    if "essays_scored" in merged.scoring:
+        merged.scoring["essays_per_second"] = (
+            round(merged.scoring["essays_scored"] / seconds, 1) if seconds else 0.0
+        )
+    merged.quarantined_by_rule = summaries[-1].quarantined_by_rule if summaries else {}
+    merged.blocked_by_gates = (
+        bool(summaries)
+        and all(s.blocked_by_gates or s.success for s in summaries)
+        and not merged.success
+    )
+    return merged
+
+
 IN_PROCESS_TAG = "huleedu/in_process"
 """Marks runs started by `run_job`, which the lock (not the instance) keeps apart."""
 LAUNCHED_RUN_POLL_SECONDS = 10.0

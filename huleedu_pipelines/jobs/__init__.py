@@ -18,7 +18,7 @@ registry or database hiccup costs a step, not a run.
 
 import dagster as dg
 
-from huleedu_pipelines.assets.partitions import daily_partitions
+from huleedu_pipelines.assets.partitions import nightly_partitions
 from huleedu_pipelines.jobs.retries import transient_retry_policy
 from huleedu_pipelines.settings import get_settings
 
@@ -41,10 +41,11 @@ training_job = dg.define_asset_job(
 nightly_inference_job = dg.define_asset_job(
     "nightly_inference_job",
     selection=dg.AssetSelection.groups(*NIGHTLY_GROUPS),
-    partitions_def=daily_partitions,
+    partitions_def=nightly_partitions,
     description=(
-        "Score one day's new or changed essays with every champion model (challenger shadow "
-        "scores beside them) and monitor the predictions against the training reference."
+        "Score one shard of one day's new or changed essays with every champion model "
+        "(challenger shadow scores beside them) and monitor the predictions against the "
+        "training reference. A night is one run per shard (partition `<date>|<shard>`)."
     ),
     tags={MAX_RETRIES_TAG: str(NIGHTLY_MAX_RETRIES)},
     op_retry_policy=transient_retry_policy(get_settings()),

@@ -3,12 +3,23 @@ the MLflow registry, the scoring/monitoring knobs and the retrain trigger.
 
 Resources declare their fields without defaults: `build_resources(settings)` fills every one
 from `Settings`, the only place a default lives (the launchpad can still override a field).
+
+A URL that carries credentials (a password, or a token or key in its query) is passed as
+`dg.EnvVar(NAME)` when it comes from the environment: Dagster reads it when a run or a sensor
+starts, and the UI's Resources page shows the variable's name, never its value. URLs without
+secrets (the embedded SQLite files under HULEEDU_HOME, a server reached by trust or peer auth)
+are passed as they are, so definitions built in one environment still run in another.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import dagster as dg
 
 from huleedu_pipelines.registry import build_registry
 from huleedu_pipelines.resources.features import EmbedderResource, FeatureStoreResource
@@ -24,11 +35,38 @@ if TYPE_CHECKING:
     from huleedu_pipelines.settings import Settings
 
 
+_SECRET_QUERY_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+
+
+def holds_credentials(url: str) -> bool:
+    """Whether `url` carries a secret: a password in its user part, or a query parameter whose
+    name says password, secret, token, key or credential."""
+    parts = urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:  # an unparsable netloc: assume the worst
+        return True
+    return bool(password) or any(
+        _SECRET_QUERY_KEY.search(name) for name, _ in parse_qsl(parts.query)
+    )
+
+
+def from_environment(variable: str, value: str) -> str | dg.EnvVar:
+    """`dg.EnvVar(variable)` when `value` carries credentials and is what the environment holds
+    under `variable`, so the secret is read at run time and never stored in the definitions'
+    config (nor shown by the UI); else `value` itself."""
+    if holds_credentials(value) and os.environ.get(variable) == value:
+        return dg.EnvVar(variable)
+    return value
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Every resource of the code location, by resource key, wired to `settings`."""
     registry = build_registry(settings)
     return {
-        "warehouse": WarehouseResource(url=settings.resolved_warehouse_url),
+        "warehouse": WarehouseResource(
+            url=from_environment("HULEEDU_WAREHOUSE_URL", settings.resolved_warehouse_url)
+        ),
         "io_manager": PolarsParquetIOManager(base_dir=str(settings.storage_dir)),
         "feature_store": FeatureStoreResource(cache_dir=str(settings.feature_cache_dir)),
         "embedder": EmbedderResource(num_threads=settings.n_jobs),
@@ -64,7 +102,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_future_skew_seconds=settings.max_future_skew_seconds,
         ),
         "mlflow": MlflowRegistryResource(
-            tracking_uri=registry.tracking_uri, artifact_location=registry.artifact_location
+            tracking_uri=from_environment("MLFLOW_TRACKING_URI", registry.tracking_uri),
+            artifact_location=registry.artifact_location,
         ),
     }
 
@@ -81,4 +120,6 @@ __all__ = [
     "ValidationResource",
     "WarehouseResource",
     "build_resources",
+    "from_environment",
+    "holds_credentials",
 ]

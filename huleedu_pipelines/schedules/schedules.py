@@ -29,6 +29,7 @@ nightly_inference_schedule = dg.build_schedule_from_partitioned_job(
     minute_of_hour=0,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(
-        "Scores the previous UTC day's partition at 01:00 UTC, once that day is complete."
+        "Scores the previous UTC day at 01:00 UTC, once that day is complete: one run per "
+        "shard of the day (HULEEDU_SCORING_SHARDS), which the run queue places on workers."
     ),
 )

@@ -7,6 +7,7 @@ figures themselves are pure functions over frames.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
 from huleedu_pipelines.warehouse.queries import read_frame
 from huleedu_pipelines.warehouse.tables import (
     essay_grade_predictions,
+    monitoring_measurements,
     skill_assessments,
     skill_ratings,
 )
@@ -326,3 +328,47 @@ def _champion_vs_challenger(labelled: pl.DataFrame) -> dict:
         labelled.filter(pl.col("model_alias") == CHALLENGER).drop("model_alias"),
         ["essay_id"],
     )
+
+
+# --------------------------------------------------------------------------- history
+
+
+def record_measurements(
+    engine: sa.Engine,
+    frame: pl.DataFrame,
+    *,
+    day: dt.date,
+    shard: int,
+    shards: int,
+    run_id: str,
+    measured_at: dt.datetime | None = None,
+) -> int:
+    """Append a run's `MONITORING_SCHEMA` rows to `monitoring_measurements` and return how many.
+
+    Every run of a partition adds its own rows, so the history of a day never changes when it
+    is monitored again. A step retried within the same run first removes what that run wrote,
+    in the same transaction, so a retry never fails on its own rows."""
+    measured_at = measured_at or dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "partition_date": day,
+            "shard": shard,
+            "shards": shards,
+            "run_id": run_id,
+            "measured_at": measured_at,
+            **row,
+        }
+        for row in frame.select(*MONITORING_SCHEMA).iter_rows(named=True)
+    ]
+    table = monitoring_measurements
+    with engine.begin() as connection:
+        connection.execute(
+            sa.delete(table).where(
+                table.c.run_id == run_id,
+                table.c.partition_date == day,
+                table.c.shard == shard,
+            )
+        )
+        if rows:
+            connection.execute(sa.insert(table), rows)
+    return len(rows)

@@ -30,6 +30,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from huleedu_pipelines.domain.input_rules import comparison_problem, essay_text_problem
+from huleedu_pipelines.domain.shards import in_shard, shard_of
 from huleedu_pipelines.features.build import (
     EMBEDDING_COLUMNS,
     MODEL_FEATURE_COLUMNS,
@@ -845,13 +846,16 @@ def features_for_day(
     run_id: str | None,
     log: logging.Logger,
     progress: ProgressCallback | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> DayFeatures:
     """Select the day's essays to score (every essay lacking a current score in a backfill),
     build their features through the training path, and quarantine the essays that break an
     input rule or whose features cannot be computed.
 
     Ingest's length limit applies here too: no essay costs minutes of embedding every night.
-    Outside a backfill only the day's broken essays are quarantined (older ones were already)."""
+    Outside a backfill only the day's broken essays are quarantined (older ones were already).
+    With `shard` (index, count) only the essays of that shard (`domain.shards.shard_of`) are
+    kept, right after the selection and before any feature is built."""
     with engine.connect() as connection:
         all_essays = read_essays(connection)
         comparisons = read_comparisons(connection)
@@ -878,6 +882,12 @@ def features_for_day(
         None if backfill else day,
         expected_current_rows(champions),
     )
+    if shard is not None:
+        index, count = shard
+        keep = in_shard(selected["essay_id"].to_list(), index, count)
+        selected = selected.filter(pl.Series(keep, dtype=pl.Boolean))
+        bad_essays = [entry for entry in bad_essays if shard_of(entry.source_key, count) == index]
+        log.info(f"shard {index} of {count}")
     log.info(
         f"{selected.height} essays to consider for {day} "
         f"({'backfill' if backfill else 'new, updated or changed'}); building features"

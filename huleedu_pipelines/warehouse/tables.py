@@ -235,6 +235,29 @@ quarantine = sa.Table(
 )
 """Bad input, never silently dropped. One row per (table, key, reason): re-running is a no-op."""
 
+monitoring_measurements = sa.Table(
+    "monitoring_measurements",
+    metadata,
+    sa.Column("measurement_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partition_date", sa.Date, nullable=False),
+    sa.Column("shard", sa.Integer, nullable=False),
+    sa.Column("shards", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("measured_at", TZ, nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.UniqueConstraint("run_id", "metric", "subject", name="uq_monitoring_measurements"),
+    sa.Index("ix_monitoring_measurements_partition", "partition_date", "shard"),
+)
+"""History of `prediction_monitoring`: one row per measurement per run of a (day, shard)
+partition. A rerun of a partition adds its rows beside the earlier run's (never overwrites);
+a step retried within one run replaces that run's rows. `shards` is the shard count the run
+used, since a shard's essays depend on it."""
+
 INPUT_TABLES = (
     essays,
     prompts,

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from huleedu_pipelines.assets.ingest import raw_essays, raw_labels
+from huleedu_pipelines.assets.partitions import SCORING_SHARDS
 from huleedu_pipelines.resources import PolarsParquetIOManager, WarehouseResource, build_resources
 from huleedu_pipelines.schedules import (
     RetrainTriggerResource,
@@ -371,5 +372,7 @@ def test_nightly_inference_scores_the_previous_day_at_one_utc(
     assert nightly_inference_schedule.execution_timezone == "UTC"
     assert nightly_inference_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     context = dg.build_schedule_context(scheduled_execution_time=scheduled)
-    [request] = nightly_inference_schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == partition
+    requests = nightly_inference_schedule.evaluate_tick(context).run_requests
+    # One run per shard of the previous day (assets/partitions.py).
+    keys = [f"{partition}|{shard}" for shard in range(SCORING_SHARDS)]
+    assert [r.partition_key for r in requests] == keys

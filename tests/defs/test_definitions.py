@@ -112,7 +112,7 @@ def test_asset_graph_snapshot(home) -> None:
         NIGHTLY_GROUPS
     )
     assert nightly.partitions_def is not None
-    assert nightly.partitions_def.get_partition_keys()[0] == "2024-01-01"
+    assert nightly.partitions_def.get_partition_keys()[0] == "2024-01-01|0"  # <date>|<shard>
 
 
 def test_automation_snapshot(home) -> None:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from integration.served_stack import REPO_ROOT, ServedStack, served_stack
 from support import RELAXED_GATES
 
+from huleedu_pipelines.assets.partitions import nightly_partition_keys
 from huleedu_pipelines.domain.skills import SKILLS
 from huleedu_pipelines.modeling.names import (
     ALL_MODELS,
@@ -190,8 +191,19 @@ def test_nightly_inference_scores_a_day_with_the_champion_models(
     start = dt.datetime.combine(busiest_day, dt.time(), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1)
 
-    run_id = stack.submit_job(INFERENCE_JOB, tags={"dagster/partition": busiest_day.isoformat()})
-    _assert_succeeded(stack, run_id, stack.wait_for_run(run_id, INFERENCE_TIMEOUT))
+    # A night is one run per shard (partition `<date>|<shard>`), as the schedule launches it.
+    run_ids = [
+        stack.submit_job(
+            INFERENCE_JOB,
+            tags={
+                "dagster/partition": str(key),
+                **{f"dagster/partition/{d}": k for d, k in key.keys_by_dimension.items()},
+            },
+        )
+        for key in nightly_partition_keys(busiest_day)
+    ]
+    for run_id in run_ids:
+        _assert_succeeded(stack, run_id, stack.wait_for_run(run_id, INFERENCE_TIMEOUT))
 
     from mlflow import MlflowClient
 
@@ -222,7 +234,7 @@ def test_nightly_inference_scores_a_day_with_the_champion_models(
         skills_by_essay.setdefault(row.essay_id, set()).add(row.skill)
         assert row.model_name == SKILL_MODELS[row.skill]
         assert row.model_version == champion_versions[row.model_name]
-        assert row.run_id == run_id
+        assert row.run_id in run_ids
     # The day's essays and, this being the first night after the first promotion, every other
     # essay that lacks a score from the current champions (the seeded essays are all valid).
     assert day_essays < all_essays

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from fakes import register_in_mlflow
 from prometheus_client.parser import text_string_to_metric_families
 
+from huleedu_pipelines.assets.partitions import nightly_partition_keys
 from huleedu_pipelines.modeling.names import (
     BAND_MODEL,
     CEFR_MODEL,
@@ -122,12 +123,13 @@ def home(tmp_path_factory, shared_feature_cache) -> Iterator[Home]:
         instance = dg.DagsterInstance.ephemeral()
         assert run_groups(instance, url, *TRAINING_GROUPS).success
         nightly = build_definitions(get_settings()).resolve_job_def("nightly_inference_job")
-        scored = nightly.execute_in_process(
-            instance=instance,
-            partition_key=BACKFILL_DAY,
-            run_config={"ops": {"inference_features": {"config": {"backfill": True}}}},
-        )
-        assert scored.success
+        for key in nightly_partition_keys(BACKFILL_DAY):  # every shard of the day
+            scored = nightly.execute_in_process(
+                instance=instance,
+                partition_key=str(key),
+                run_config={"ops": {"inference_features": {"config": {"backfill": True}}}},
+            )
+            assert scored.success
         yield Home(root, url, make_engine(url))
 
 

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from huleedu_pipelines.assets.partitions import nightly_partition_keys
 from huleedu_pipelines.cli import app
 from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
 from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
@@ -64,16 +65,49 @@ class Night:
     def registry(self) -> MlflowRegistry:
         return build_registry(get_settings())
 
-    def score(self, day: str, backfill: bool = False):
+    def score(self, day: str, backfill: bool = False) -> "NightRuns":
+        """Every shard of `day`, one run each, as the schedule launches them."""
         from huleedu_pipelines.definitions import build_definitions
 
         job = build_definitions(get_settings()).resolve_job_def("nightly_inference_job")
-        return job.execute_in_process(
-            instance=self.instance,
-            partition_key=day,
-            run_config={"ops": {"inference_features": {"config": {"backfill": backfill}}}},
-            raise_on_error=False,
+        return NightRuns(
+            [
+                job.execute_in_process(
+                    instance=self.instance,
+                    partition_key=str(key),
+                    run_config={"ops": {"inference_features": {"config": {"backfill": backfill}}}},
+                    raise_on_error=False,
+                )
+                for key in nightly_partition_keys(day)
+            ]
         )
+
+
+class NightRuns:
+    """The runs of every shard of one night, read together."""
+
+    def __init__(self, results: list) -> None:
+        self.results = results
+
+    @property
+    def success(self) -> bool:
+        return all(result.success for result in self.results)
+
+    def get_asset_materialization_events(self) -> list:
+        return [e for r in self.results for e in r.get_asset_materialization_events()]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [c for r in self.results for c in r.get_asset_check_evaluations()]
+
+    def output_for_node(self, name: str) -> pl.DataFrame:
+        """The shards' outputs stacked (a shard's monitoring rows measure its own essays)."""
+        return pl.concat([result.output_for_node(name) for result in self.results])
+
+
+def day_features(day: str) -> pl.DataFrame:
+    """`inference_features` of every shard of `day` (one Parquet file per partition)."""
+    folder = get_settings().storage_dir / "inference_features"
+    return pl.concat([pl.read_parquet(path) for path in sorted(folder.glob(f"{day}|*.parquet"))])
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +147,35 @@ def _snapshot(engine: sa.Engine, *, content_only: bool = False) -> dict[str, lis
 
 
 def _metadata(result, asset: str) -> dict:
+    """The asset's metadata over every shard's run: counts (and counts by key) are summed,
+    anything else is the first shard's."""
+    merged: dict = {}
+    found = False
     for event in result.get_asset_materialization_events():
-        if event.materialization.asset_key.to_user_string() == asset:
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    raise AssertionError(f"{asset} was not materialized")
+        if event.materialization.asset_key.to_user_string() != asset:
+            continue
+        found = True
+        for key, entry in event.materialization.metadata.items():
+            value, seen = entry.value, merged.get(key)
+            if key not in merged:
+                merged[key] = dict(value) if isinstance(value, dict) else value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                merged[key] = seen + value
+            elif isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+                merged[key] = {k: seen.get(k, 0) + value.get(k, 0) for k in seen | value}
+    if not found:
+        raise AssertionError(f"{asset} was not materialized")
+    return merged
 
 
 def _checks(result) -> dict:
-    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+    """Per check, a failed evaluation if any shard's failed, else one that passed."""
+    checks: dict = {}
+    for check in result.get_asset_check_evaluations():
+        kept = checks.get(check.check_name)
+        if kept is None or (kept.passed and not check.passed):
+            checks[check.check_name] = check
+    return checks
 
 
 def _champions(night: Night) -> dict[str, str]:
@@ -176,9 +231,7 @@ def test_backfill_scores_every_essay_with_every_champion(night: Night) -> None:
         assert magnitudes == sorted(magnitudes, reverse=True) and min(magnitudes) > 0
 
     # The stored scores are what the registered champion's ONNX graph says for these features.
-    features = pl.read_parquet(
-        get_settings().storage_dir / "inference_features" / f"{BACKFILL_DAY}.parquet"
-    ).sort("essay_id")
+    features = day_features(BACKFILL_DAY).sort("essay_id")
     grammar = load_registered_bundle(
         night.registry(), SKILL_MODELS["grammar"], champions[SKILL_MODELS["grammar"]]
     )
@@ -393,11 +446,7 @@ def test_a_differing_challenger_is_shadow_scored_beside_the_champion(night: Nigh
     grammar_version = _register_copy_as_challenger(night, grammar)
     result = night.score(DAY.isoformat())
     assert result.success
-    day_ids = set(
-        pl.read_parquet(
-            get_settings().storage_dir / "inference_features" / f"{DAY.isoformat()}.parquet"
-        )["essay_id"]
-    )
+    day_ids = set(day_features(DAY.isoformat())["essay_id"])
     shadow = pl.DataFrame(
         _rows(night.engine, skill_assessments, skill_assessments.c.model_alias == CHALLENGER)
     )
@@ -427,8 +476,9 @@ def test_a_differing_challenger_is_shadow_scored_beside_the_champion(night: Nigh
     monitoring = result.output_for_node("prediction_monitoring")
     agreement = monitoring.filter(
         (pl.col("metric") == "shadow_exact_agreement") & (pl.col("subject") == "grade")
-    ).row(0, named=True)
-    assert agreement["n"] == len(day_ids) and agreement["value"] == 1.0
+    )
+    assert agreement["n"].sum() == len(day_ids)
+    assert set(agreement["value"].drop_nulls()) == {1.0}
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HULEEDU_SHADOW_SCORING", "false")
@@ -523,8 +573,9 @@ def test_monitoring_measures_agreement_with_ratings_that_arrived_after_scoring(
     check = _checks(result)["check_skill_agreement_with_teachers"]
     assert not check.passed and "coherence_cohesion" in check.description
     drift = monitoring.filter(pl.col("metric") == "psi")
-    assert drift.height == 11  # predicted grades + the 10 most important features
-    assert drift.filter(pl.col("subject") == "predicted_grade")["n"][0] > 0
+    # Per shard: predicted grades + the 10 most important features.
+    assert drift.height == 11 * len(result.results)
+    assert drift.filter(pl.col("subject") == "predicted_grade")["n"].sum() > 0
 
 
 @pytest.mark.integration
