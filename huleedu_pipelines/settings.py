@@ -97,10 +97,16 @@ class Settings(BaseSettings):
     )
     gaming_tolerance_sd: float = Field(default=0.25, ge=0, alias="HULEEDU_GAMING_TOLERANCE_SD")
     gaming_essays: int = Field(default=50, ge=1, alias="HULEEDU_GAMING_ESSAYS")
-    # Today's models do not yet resist every perturbation (on real essays off-topic text,
-    # shuffled sentences and gibberish raise scores), so the gate warns instead of blocking
-    # until they do; set true to make it block promotion.
-    gaming_gate_blocks: bool = Field(default=False, alias="HULEEDU_GAMING_GATE_BLOCKS")
+    # A copy a validity advisory sends to review (modeling/advisories.py) gains nothing, so
+    # only copies that rose *and* would be served count. The gate blocks promotion; set false
+    # to make it warn only. Perturbations listed in `gaming_warn_only` are reported but not
+    # judged: on real essays another prompt's essay appended and sentences shuffled into one
+    # paragraph still raise today's models' scores (fluent text, no value outside the
+    # training essays' range to flag; see docs/architecture.md, "Resistance to gaming").
+    gaming_gate_blocks: bool = Field(default=True, alias="HULEEDU_GAMING_GATE_BLOCKS")
+    gaming_warn_only: str = Field(
+        default="append_off_topic,shuffle_sentences", alias="HULEEDU_GAMING_WARN_ONLY"
+    )
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
 
     # Nightly scoring. Confidence is the grade model's 1 - normalised entropy of its 8
@@ -261,7 +267,9 @@ class Settings(BaseSettings):
         )
 
 
-GATE_SETTINGS_OF_THEIR_OWN_NAME = frozenset({"min_n_per_group", "gaming_gate_blocks"})
+GATE_SETTINGS_OF_THEIR_OWN_NAME = frozenset(
+    {"min_n_per_group", "gaming_gate_blocks", "gaming_warn_only"}
+)
 """`GateThresholds` fields that are not thresholds but decide what is gated (a subgroup needs
 `min_n_per_group` essays; whether the anti-gaming gate blocks), so their settings carry no
 `gate_` prefix."""

@@ -57,13 +57,14 @@ class FeatureSpec:
     unit: str
 
 
-TEXT_FEATURE_VERSION = "text-v1"
+TEXT_FEATURE_VERSION = "text-v2"
 """Bump whenever a definition, a word list or a threshold below changes."""
 
 RARE_WORD_MAX_ZIPF = 3.5
 LONG_WORD_MIN_CHARS = 7
 POLYSYLLABLE_MIN_SYLLABLES = 3
 MTLD_THRESHOLD = 0.72
+STUFFING_MIN_PARAGRAPH_WORDS = 8
 
 _PER_100 = "per 100 words"
 _RATIO = "ratio 0..1"
@@ -88,7 +89,6 @@ TEXT_FEATURES: tuple[FeatureSpec, ...] = (
         "Standard deviation (population) of words per sentence; 0 for one sentence.",
         "words",
     ),
-    FeatureSpec("mean_paragraph_length", "Mean number of words per paragraph.", "words"),
     FeatureSpec("mean_word_length", "Mean number of letters and digits per word.", "characters"),
     FeatureSpec(
         "sd_word_length",
@@ -306,6 +306,13 @@ TEXT_FEATURES: tuple[FeatureSpec, ...] = (
         "prompt_cosine",
         "Cosine similarity of content-word count vectors (no TF-IDF weighting) of essay and "
         "prompt; 0 when the essay has no content words.",
+        _RATIO,
+    ),
+    # --- validity (read by the advisories of modeling/advisories.py)
+    FeatureSpec(
+        "min_paragraph_stop_word_share",
+        f"Lowest stop-word share of a paragraph of at least {STUFFING_MIN_PARAGRAPH_WORDS} words; "
+        "a paragraph of bare keywords has none. Null without such a paragraph.",
         _RATIO,
     ),
 )
@@ -678,6 +685,15 @@ def _is_other_grammar_error(word: str, nxt: str) -> bool:
     )
 
 
+def _min_paragraph_stop_word_share(paragraphs: list[list[list[str]]]) -> float | None:
+    shares = []
+    for paragraph in paragraphs:
+        tokens = [word.lower() for sentence in paragraph for word in sentence]
+        if len(tokens) >= STUFFING_MIN_PARAGRAPH_WORDS:
+            shares.append(sum(1 for t in tokens if t in lx.STOP_WORDS) / len(tokens))
+    return min(shares) if shares else None
+
+
 def _content_words(tokens: Iterable[str]) -> list[str]:
     return [t for t in tokens if _is_alphabetic(t) and t not in lx.STOP_WORDS]
 
@@ -854,9 +870,13 @@ def compute_text_features(
     sentence_lengths: list[int] = []
     sentence_essays: list[int] = []
     paragraphs = np.zeros(n)
+    min_paragraph_stop_share = np.full(n, np.nan)
     for i, text in enumerate(normalised):
         segmented = _segment(text)
         paragraphs[i] = len(segmented)
+        share = _min_paragraph_stop_word_share(segmented)
+        if share is not None:
+            min_paragraph_stop_share[i] = share
         for paragraph in segmented:
             for sentence in paragraph:
                 words.extend(sentence)
@@ -1024,7 +1044,6 @@ def compute_text_features(
         "paragraph_count": paragraphs,
         "mean_sentence_length": mean_sentence,
         "sd_sentence_length": sd_sentence,
-        "mean_paragraph_length": _div(W, paragraphs),
         "mean_word_length": letters_per_word,
         "sd_word_length": np.where(W > 0, c["length_sd"], np.nan),
         "long_word_share": _div(c["long"], W),
@@ -1085,6 +1104,7 @@ def compute_text_features(
         "repeated_sentence_share": _div(S - c["distinct_sentences"], S),
         "repeated_trigram_share": _div(t - c["distinct_trigrams"], t),
         **prompt_features,
+        "min_paragraph_stop_word_share": min_paragraph_stop_share,
     }
     return _assemble(columns, nan_is_null=True)
 
@@ -1256,7 +1276,6 @@ def _features_of_one_essay(raw: str, prompt: str | None) -> dict[str, float | No
         "paragraph_count": len(paragraphs),
         "mean_sentence_length": mean_sentence,
         "sd_sentence_length": statistics.pstdev(sentence_lengths) if sentence_lengths else None,
-        "mean_paragraph_length": _ratio(n_words, len(paragraphs)),
         "mean_word_length": letters_per_word,
         "sd_word_length": statistics.pstdev(lengths) if lengths else None,
         "long_word_share": _ratio(sum(1 for x in lengths if x >= LONG_WORD_MIN_CHARS), n_words),
@@ -1329,6 +1348,7 @@ def _features_of_one_essay(raw: str, prompt: str | None) -> dict[str, float | No
         len(re.findall(_DOUBLED_PATTERN, text)), n_words, 100.0
     )
     f.update(_prompt_overlap_one(tokens, prompt))
+    f["min_paragraph_stop_word_share"] = _min_paragraph_stop_word_share(paragraphs)
     return f
 
 

@@ -118,6 +118,12 @@ class GateThresholds:
     perturbation (`services.gaming`)."""
     gaming_gate_blocks: bool
     """Whether `max_gaming_share` blocks promotion or only warns (see `gaming_gate`)."""
+    gaming_warn_only: str
+    """Comma-separated perturbations `max_gaming_share` reports but does not judge."""
+
+    @property
+    def gaming_warned(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.gaming_warn_only.split(",") if p.strip())
 
 
 @dataclass(frozen=True)
@@ -599,11 +605,13 @@ def _subgroup_smd_gate(fairness: FairnessReport, thresholds: GateThresholds) -> 
 
 
 def gaming_gate(gaming: GamingReport | None, thresholds: GateThresholds) -> GateResult:
-    """`max_gaming_share`: for every perturbation, the share of gamed copies whose score rose
-    beyond the tolerance is at most the threshold; the worst perturbation is the value.
+    """`max_gaming_share`: for every judged perturbation, the share of gamed copies whose score
+    rose beyond the tolerance and that no validity advisory sent to review is at most the
+    threshold; the worst judged perturbation is the value.
 
-    It blocks promotion only with `gaming_gate_blocks` (`HULEEDU_GAMING_GATE_BLOCKS`); until
-    the models resist every perturbation it warns, in the report, the verdict and a WARN check.
+    Perturbations in `gaming_warn_only` (`HULEEDU_GAMING_WARN_ONLY`) are reported and named in
+    the message when they exceed the threshold, but do not fail the gate; with
+    `gaming_gate_blocks` false (`HULEEDU_GAMING_GATE_BLOCKS`) the whole gate only warns.
     """
     gate, threshold = _GAMING[0], thresholds.max_gaming_share
     blocking = thresholds.gaming_gate_blocks
@@ -618,17 +626,29 @@ def gaming_gate(gaming: GamingReport | None, thresholds: GateThresholds) -> Gate
             f"risen scores <= {threshold:g}",
             blocking=blocking,
         )
-    worst = max(gaming.effects, key=lambda effect: effect.share_risen)
-    failing = [effect for effect in gaming.effects if effect.share_risen > threshold]
+    warned = thresholds.gaming_warned
+    judged = [e for e in gaming.effects if e.perturbation not in warned] or list(gaming.effects)
+    worst = max(judged, key=lambda effect: effect.share_risen)
+    failing = [effect for effect in judged if effect.share_risen > threshold]
     passed = not failing
     message = (
         f"worst perturbation {worst.perturbation}: {worst.share_risen:.1%} of {worst.n} gamed "
         f"essays scored more than {gaming.tolerance:.3f} ({gaming.tolerance_sd:g} SD) above "
-        f"their original, {'<=' if passed else '>'} {threshold:.0%} ({gate})"
+        f"their original and were not sent to review, {'<=' if passed else '>'} "
+        f"{threshold:.0%} ({gate})"
     )
     if failing:
         message += "; failing: " + ", ".join(
             f"{effect.perturbation} {effect.share_risen:.1%}" for effect in failing
+        )
+    over = [
+        effect
+        for effect in gaming.effects
+        if effect not in judged and effect.share_risen > threshold
+    ]
+    if over:
+        message += "; warning, not judged (HULEEDU_GAMING_WARN_ONLY): " + ", ".join(
+            f"{effect.perturbation} {effect.share_risen:.1%}" for effect in over
         )
     return GateResult(gate, passed, worst.share_risen, threshold, "<=", message, blocking=blocking)
 

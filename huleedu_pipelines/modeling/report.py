@@ -610,9 +610,17 @@ def _length_lines(fairness: FairnessReport) -> list[str]:
     ]
 
 
-def _gaming_section(gaming: GamingReport, gates: Sequence[GateResult]) -> list[str]:
+def _gaming_mark(over: bool, unjudged: bool) -> str:
+    if unjudged:
+        return "⚠ not judged" if over else "✓ not judged"
+    return "✗" if over else "✓"
+
+
+def _gaming_section(
+    gaming: GamingReport, gates: Sequence[GateResult], unjudged: frozenset[str] = frozenset()
+) -> list[str]:
     """Per perturbation: the share of copies scored above the tolerance and the distribution
-    of the score change."""
+    of the score change; `unjudged` perturbations are reported, not gated."""
     from huleedu_pipelines.services.gaming import QUANTILES
 
     gate = _gate_named(gates, "max_gaming_share")
@@ -621,14 +629,17 @@ def _gaming_section(gaming: GamingReport, gates: Sequence[GateResult]) -> list[s
         [
             f"`{effect.perturbation}`",
             effect.n,
+            f"{effect.share_risen_before_review:.1%}",
+            f"{effect.share_sent_to_review:.1%}",
             f"{effect.share_risen:.1%}",
-            "✗" if effect.share_risen > limit else "✓",
+            _gaming_mark(effect.share_risen > limit, effect.perturbation in unjudged),
             _signed(effect.mean_change),
             *(_signed(value) for value in effect.quantiles),
         ]
         for effect in gaming.effects
     ]
-    header = ["perturbation", "n", "share risen", "gate", "mean change"]
+    header = ["perturbation", "n", "risen", "sent to review", "risen, served", "gate"]
+    header += ["mean change"]
     header += [f"p{round(q * 100)}" for q in QUANTILES]
     return [
         "## Resistance to gaming",
@@ -639,8 +650,12 @@ def _gaming_section(gaming: GamingReport, gates: Sequence[GateResult]) -> list[s
         "words stuffed in, every word replaced by gibberish of the same shape. A score *rises* "
         f"when the copy scores more than **{gaming.tolerance:.3f}** above its original "
         f"({gaming.tolerance_sd:g} SD of the model's scores on the originals); "
-        f"`max_gaming_share` allows at most {limit:.0%} per perturbation. Score change is copy "
-        "minus original, in the served score's units.",
+        "A copy is *sent to review* when a validity advisory finds it beyond the range of the "
+        "training essays (nonsense words, repeated sentences, a keyword paragraph, the prompt "
+        "copied): a teacher grades it, so a risen score gains nothing. "
+        f"`max_gaming_share` allows at most {limit:.0%} per perturbation of copies that rose "
+        "and would be served without review. Score change is copy minus original, in the "
+        "served score's units.",
         "",
         *_table(header, rows),
         "",
@@ -782,6 +797,7 @@ def render_markdown(
     baselines: BaselineComparison | None = None,
     fairness: FairnessReport | None = None,
     gaming: GamingReport | None = None,
+    gaming_unjudged: frozenset[str] = frozenset(),
     rater_agreement: RaterAgreement | None = None,
     cutpoints: Mapping[str, Any] | None = None,
     plots: Mapping[str, Path | str] | None = None,
@@ -823,7 +839,7 @@ def render_markdown(
     if fairness is not None:
         lines += _fairness_section(fairness, gates)
     if gaming is not None:
-        lines += _gaming_section(gaming, gates)
+        lines += _gaming_section(gaming, gates, gaming_unjudged)
     if baselines is not None:
         lines += _baseline_section(baselines)
     if latency is not None:

@@ -35,6 +35,8 @@ class ValidationResource(dg.ConfigurableResource):
     max_gaming_share: float
     gaming_gate_blocks: bool
     """Whether `max_gaming_share` blocks promotion or warns (`HULEEDU_GAMING_GATE_BLOCKS`)."""
+    gaming_warn_only: str
+    """Perturbations `max_gaming_share` reports but does not judge (`HULEEDU_GAMING_WARN_ONLY`)."""
     gaming_tolerance_sd: float
     """A gamed copy's score has *risen* when it is this many SDs of the originals' scores above
     the original (`HULEEDU_GAMING_TOLERANCE_SD`)."""

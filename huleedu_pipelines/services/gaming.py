@@ -8,7 +8,9 @@ model; each model then only predicts.
 
 A score *rises* when the copy's score exceeds the original's by more than the tolerance:
 `tolerance_sd` standard deviations of the model's scores on the original essays, so one
-setting means the same for grades, bands and P(high skill).
+setting means the same for grades, bands and P(high skill). A copy that a validity advisory
+sends to a teacher (`modeling.advisories`) gains nothing from a risen score: the gate counts
+the copies whose score rose *and* would be served without review.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ class PerturbationEffect:
     perturbation: str
     n: int
     share_risen: float
-    """Share of essays whose score rose by more than the tolerance."""
+    """Share of copies whose score rose by more than the tolerance and that no advisory sent
+    to review: what the manipulation would gain."""
+    share_risen_before_review: float
+    """Share of copies whose score rose by more than the tolerance, sent to review or not."""
+    share_sent_to_review: float
+    """Share of copies a validity advisory sends to a teacher."""
     mean_change: float
     quantiles: tuple[float, ...]
     """Score change (copy minus original) at QUANTILES."""
@@ -122,21 +129,37 @@ def build_gamed_features(
     return GamedFeatures(original, gamed, time.perf_counter() - started)
 
 
+def _share(flags: np.ndarray) -> float:
+    return float(np.mean(flags)) if flags.size else float("nan")
+
+
 def gaming_report(
-    score: Callable[[pl.DataFrame], np.ndarray], features: GamedFeatures, tolerance_sd: float
+    score: Callable[[pl.DataFrame], np.ndarray],
+    features: GamedFeatures,
+    tolerance_sd: float,
+    sent_to_review: Callable[[pl.DataFrame], np.ndarray] | None = None,
 ) -> GamingReport:
-    """How each perturbation moves one model's scores; `score` maps feature rows to scores."""
+    """How each perturbation moves one model's scores; `score` maps feature rows to scores,
+    `sent_to_review` to the rows a validity advisory sends to a teacher (none without it)."""
     before = np.asarray(score(features.original), dtype=np.float64)
     spread = float(np.std(before)) if before.size > 1 else 0.0
     tolerance = tolerance_sd * spread
     effects = []
     for name, rows in features.gamed.items():
         change = np.asarray(score(rows), dtype=np.float64) - before
+        risen = change > tolerance
+        reviewed = (
+            np.asarray(sent_to_review(rows), dtype=bool)
+            if sent_to_review is not None
+            else np.zeros(change.size, dtype=bool)
+        )
         effects.append(
             PerturbationEffect(
                 perturbation=name,
                 n=int(change.size),
-                share_risen=float(np.mean(change > tolerance)) if change.size else float("nan"),
+                share_risen=_share(risen & ~reviewed),
+                share_risen_before_review=_share(risen),
+                share_sent_to_review=_share(reviewed),
                 mean_change=float(np.mean(change)) if change.size else float("nan"),
                 quantiles=tuple(float(q) for q in np.quantile(change, QUANTILES))
                 if change.size

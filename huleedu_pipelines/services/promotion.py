@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from huleedu_pipelines.domain.subgroups import subgroup_frame
 from huleedu_pipelines.features.bradley_terry import CJ_FEATURE_COLUMNS
 from huleedu_pipelines.features.build import feature_matrix
+from huleedu_pipelines.modeling import advisories
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.fairness import FairnessReport
 from huleedu_pipelines.modeling.families import (
@@ -318,6 +319,7 @@ def validate_version(
         baselines=baselines,
         fairness=fairness,
         gaming=gaming,
+        gaming_unjudged=thresholds.gaming_warned,
         rater_agreement=agreement,
         cutpoints=bundle.info.get("cutpoints"),
         plots=plots,
@@ -345,21 +347,33 @@ def validate_version(
 def gaming_check(
     bundle: ModelBundle, family: Family, gamed: GamedFeatures | None, tolerance_sd: float
 ) -> GamingReport | None:
-    """How each perturbation moves this model's served score (`Family.gaming_score`)."""
+    """How each perturbation moves this model's served score (`Family.gaming_score`), and
+    which copies its validity advisories send to review."""
     if gamed is None:
         return None
+    checked = advisories.stored(bundle.info)
 
     def score(rows: pl.DataFrame) -> np.ndarray:
         return family.gaming_score(bundle.predict(feature_matrix(rows)))
 
-    return gaming_report(score, gamed, tolerance_sd)
+    def sent_to_review(rows: pl.DataFrame) -> np.ndarray:
+        return advisories.advisory_flags(rows, checked)
+
+    return gaming_report(score, gamed, tolerance_sd, sent_to_review)
 
 
 def gaming_metrics(gaming: GamingReport | None) -> dict[str, float]:
     """Each perturbation's share of risen scores, logged with the validation metrics."""
     if gaming is None:
         return {}
-    return {f"gaming_share_risen_{e.perturbation}": e.share_risen for e in gaming.effects}
+    return {
+        f"gaming_{measure}_{e.perturbation}": value
+        for e in gaming.effects
+        for measure, value in (
+            ("share_risen", e.share_risen),
+            ("share_sent_to_review", e.share_sent_to_review),
+        )
+    }
 
 
 def rater_agreement_metrics(agreement: RaterAgreement) -> dict[str, float]:

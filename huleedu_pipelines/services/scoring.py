@@ -41,7 +41,7 @@ from huleedu_pipelines.features.build import (
     feature_version,
 )
 from huleedu_pipelines.features.embeddings import SentenceEmbedder
-from huleedu_pipelines.modeling import coherence
+from huleedu_pipelines.modeling import advisories, coherence
 from huleedu_pipelines.modeling.bundle import BundlePrediction, ModelBundle
 from huleedu_pipelines.modeling.families import family_of
 from huleedu_pipelines.modeling.names import (
@@ -554,7 +554,9 @@ def grade_frame(
     confidence is below its threshold (the one its bundle recorded at training; bundles
     without one use `review_threshold`), when the models disagree by `MIN_LEVEL_GAP` or more
     CEFR levels (`modeling.coherence`: grade, CEFR, the band's CEFR and the profile of
-    `target.skills`), and always when there is no grade model to be confident about."""
+    `target.skills`), when a validity advisory of any of those models finds the essay unlike
+    every essay they were trained on (`modeling.advisories`), and always when there is no
+    grade model to be confident about."""
     predict = predictions if predictions is not None else ChunkPredictions(X, timings)
     n = chunk.height
     columns: dict[str, pl.Series] = {
@@ -602,6 +604,13 @@ def grade_frame(
         reasons, coherence.incoherence_reasons(pairs, n), strict=True
     ):
         essay_reasons.extend(disagreements)
+    checked = advisories.strictest(
+        [a for m in (*target.members, *target.skills) for a in advisories.stored(m.bundle.info)]
+    )
+    for essay_reasons, unlike in zip(
+        reasons, advisories.advisory_reasons(chunk, checked), strict=True
+    ):
+        essay_reasons.extend(unlike)
     columns["needs_review"] = pl.Series([bool(r) for r in reasons], dtype=pl.Boolean)
     columns["review_reasons"] = pl.Series(
         ["; ".join(r) if r else None for r in reasons], dtype=pl.String

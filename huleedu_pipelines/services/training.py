@@ -23,7 +23,8 @@ import numpy as np
 import polars as pl
 
 from huleedu_pipelines.features.build import MODEL_FEATURE_COLUMNS, feature_matrix
-from huleedu_pipelines.modeling import coherence
+from huleedu_pipelines.modeling import advisories, coherence
+from huleedu_pipelines.modeling.advisories import fit_advisories
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.families import RegisteredModel, fit_recipe
 from huleedu_pipelines.modeling.training import SplitData, TrainingConfig
@@ -169,6 +170,7 @@ def train_and_register(
     bundle = with_review_references(
         bundle, model, validation_essays(feature_table, splits), run.review_target_share
     )
+    bundle = with_advisories(bundle, reference_essays(feature_table, splits))
     X_test = feature_matrix(parts["test"])
     ratings = parts["test"]["rating"] if model.skill else None
     metrics = family.headline_metrics(target(parts["test"]), bundle.predict(X_test), ratings)
@@ -212,6 +214,20 @@ def validation_essays(feature_table: pl.DataFrame, splits: pl.DataFrame) -> pl.D
     each model of a run describes itself on (the same essays for every model)."""
     validation = splits.filter(pl.col("split") == "validation").select("essay_id")
     return feature_table.join(validation, on="essay_id").sort("essay_id")
+
+
+def reference_essays(feature_table: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
+    """Every essay of the train and validation splits, labelled or not: the population whose
+    range the validity advisories describe (the test split stays for the anti-gaming check)."""
+    kept = splits.filter(pl.col("split") != "test").select("essay_id")
+    return feature_table.join(kept, on="essay_id").sort("essay_id")
+
+
+def with_advisories(bundle: ModelBundle, essays: pl.DataFrame) -> ModelBundle:
+    """`bundle` with the validity advisories fitted on `essays` (`modeling.advisories`)."""
+    info = dict(bundle.info)
+    info[advisories.INFO_KEY] = [advisory.to_info() for advisory in fit_advisories(essays)]
+    return dataclasses.replace(bundle, info=info)
 
 
 def with_review_references(

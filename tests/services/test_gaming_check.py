@@ -131,3 +131,44 @@ def test_a_warning_gate_is_named_in_the_verdict_but_does_not_fail_it() -> None:
     blocking = gaming_gate(report, dataclasses.replace(THRESHOLDS, gaming_gate_blocks=True))
     passed, verdict = summarize([floor, blocking])
     assert not passed and verdict.startswith("1 of 2 gates failed: worst perturbation")
+
+
+def test_copies_an_advisory_sends_to_review_gain_nothing() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    original_length = features.original["word_count"].to_numpy()
+
+    def beyond_the_originals(rows: pl.DataFrame) -> np.ndarray:  # rows align with originals
+        return rows["word_count"].to_numpy() >= 2 * original_length
+
+    report = gaming_report(
+        lambda rows: rows["word_count"].to_numpy(), features, 0.25, beyond_the_originals
+    )
+    padding = {e.perturbation: e for e in report.effects}["repeat_paragraph"]
+    # Every padded copy rose and doubled its original's length: all sent to review.
+    assert (padding.share_risen_before_review, padding.share_sent_to_review) == (1.0, 1.0)
+    assert padding.share_risen == 0.0
+    shuffled = {e.perturbation: e for e in report.effects}["shuffle_sentences"]
+    assert shuffled.share_sent_to_review == 0.0
+
+
+def test_a_warn_only_perturbation_is_named_but_not_judged() -> None:
+    features = build_gamed_features(ESSAYS, original_rows(), featurize, CJ, seed=1)
+    # Distinct words: off-topic text adds new ones, padding repeats the essay's own.
+    report = gaming_report(
+        lambda rows: np.rint(rows["word_count"].to_numpy() * rows["distinct_share"].to_numpy()),
+        features,
+        0.25,
+    )
+    risen = {e.perturbation for e in report.effects if e.share_risen > 0.05}
+    # new words (gibberish makes every word new); padding and shuffling add none
+    assert risen == {"append_off_topic", "stuff_prompt_words", "gibberish"}
+    judged_all = gaming_gate(report, dataclasses.replace(THRESHOLDS, gaming_warn_only=""))
+    assert not judged_all.passed and "failing: append_off_topic 100.0%" in judged_all.message
+    one_warned = dataclasses.replace(THRESHOLDS, gaming_warn_only="append_off_topic")
+    assert not gaming_gate(report, one_warned).passed  # stuffing is still judged
+    warn_only = " append_off_topic,stuff_prompt_words, gibberish"
+    warned = gaming_gate(report, dataclasses.replace(THRESHOLDS, gaming_warn_only=warn_only))
+    assert warned.passed and warned.blocking
+    assert "warning, not judged (HULEEDU_GAMING_WARN_ONLY): append_off_topic 100.0%" in (
+        warned.message
+    )

@@ -148,6 +148,20 @@ def scripted_features() -> pl.DataFrame:
     )
 
 
+def grade_rows(target: GradeModels, features: pl.DataFrame) -> pl.DataFrame:
+    """The grade rows scoring builds for `features` (bundles without a recorded threshold use
+    the fallback)."""
+    return grade_frame(
+        target,
+        features,
+        feature_matrix(features),
+        review_threshold=FALLBACK_THRESHOLD,
+        run_id=None,
+        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        timings={},
+    )
+
+
 def test_scripted_rows_put_the_essay_index_where_the_models_read_it() -> None:
     X = feature_matrix(scripted_features())
     assert X[:, 0].tolist() == list(range(len(ESSAYS)))
@@ -212,15 +226,7 @@ def test_a_bundle_without_a_recorded_threshold_falls_back_to_the_setting() -> No
     features = scripted_features()
     target = GradeModels(CHAMPION, served[GRADE_MODEL], None, None)
 
-    frame = grade_frame(
-        target,
-        features,
-        feature_matrix(features),
-        review_threshold=FALLBACK_THRESHOLD,
-        run_id=None,
-        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-        timings={},
-    )
+    frame = grade_rows(target, features)
 
     reasons = dict(zip(frame["essay_id"], frame["review_reasons"], strict=True))
     assert reasons["between-thresholds"] == "grade confidence 0.40 below 0.42"
@@ -233,15 +239,7 @@ def test_without_a_grade_model_every_row_needs_review_and_says_why() -> None:
     features = scripted_features()
     target = GradeModels(CHAMPION, None, served[CEFR_MODEL], served[BAND_MODEL])
 
-    frame = grade_frame(
-        target,
-        features,
-        feature_matrix(features),
-        review_threshold=FALLBACK_THRESHOLD,
-        run_id=None,
-        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-        timings={},
-    )
+    frame = grade_rows(target, features)
 
     assert frame["needs_review"].all()
     reasons = dict(zip(frame["essay_id"], frame["review_reasons"], strict=True))
@@ -258,15 +256,40 @@ def test_the_grade_row_reads_the_skill_models_only_when_they_serve(skills_served
     features = scripted_features()
     target = GradeModels(CHAMPION, served[GRADE_MODEL], served[CEFR_MODEL], None, skills)
 
-    frame = grade_frame(
-        target,
-        features,
-        feature_matrix(features),
-        review_threshold=FALLBACK_THRESHOLD,
-        run_id=None,
-        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-        timings={},
-    )
+    frame = grade_rows(target, features)
 
     skills_low = frame.filter(pl.col("essay_id") == "skills-low")["review_reasons"][0]
     assert (skills_low is not None) == (skills_served > 0)
+
+
+def test_an_essay_beyond_the_training_essays_goes_to_review_with_the_advisory() -> None:
+    from huleedu_pipelines.modeling import advisories
+
+    served = scripted_models()
+    # The grade model allows at most 20 spelling errors per 100 words; the CEFR model, trained
+    # on other essays, 30: the strictest limit decides.
+    for name, limit in ((GRADE_MODEL, 20.0), (CEFR_MODEL, 30.0)):
+        served[name].bundle.info[advisories.INFO_KEY] = [
+            advisories.Advisory(
+                "spelling_errors_per_100_words", "above", limit, "unknown words"
+            ).to_info()
+        ]
+    features = scripted_features().with_columns(
+        pl.Series(
+            "spelling_errors_per_100_words",
+            [3.0, 25.0, 2.0, 2.0, 2.0, None],  # "coherent" is nonsense now
+            dtype=pl.Float64,
+        )
+    )
+    target = GradeModels(CHAMPION, served[GRADE_MODEL], served[CEFR_MODEL], None)
+
+    frame = grade_rows(target, features)
+
+    reasons = dict(zip(frame["essay_id"], frame["review_reasons"], strict=True))
+    assert reasons["coherent"] == (
+        "advisory: unknown words (spelling_errors_per_100_words 25 > 20, beyond the training "
+        "essays)"
+    )
+    flagged = dict(zip(frame["essay_id"], frame["needs_review"], strict=True))
+    assert flagged["coherent"] and not flagged["between-thresholds"]
+    assert reasons["skills-low"] is None  # a missing value is never beyond a limit

@@ -101,13 +101,19 @@ class NightRuns:
 
     def output_for_node(self, name: str) -> pl.DataFrame:
         """The shards' outputs stacked (a shard's monitoring rows measure its own essays)."""
-        return pl.concat([result.output_for_node(name) for result in self.results])
+        # An empty shard's frame may type an all-null column differently.
+        return pl.concat(
+            [result.output_for_node(name) for result in self.results], how="vertical_relaxed"
+        )
 
 
 def day_features(day: str) -> pl.DataFrame:
     """`inference_features` of every shard of `day` (one Parquet file per partition)."""
     folder = get_settings().storage_dir / "inference_features"
-    return pl.concat([pl.read_parquet(path) for path in sorted(folder.glob(f"{day}|*.parquet"))])
+    return pl.concat(
+        [pl.read_parquet(path) for path in sorted(folder.glob(f"{day}|*.parquet"))],
+        how="vertical_relaxed",
+    )
 
 
 @pytest.fixture(scope="module")

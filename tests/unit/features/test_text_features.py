@@ -97,7 +97,6 @@ def test_counts_on_a_tiny_text():
     assert row["paragraph_count"] == 2
     assert row["mean_sentence_length"] == pytest.approx(4.0)
     assert row["sd_sentence_length"] == pytest.approx(math.sqrt(2.0))  # pstdev of 6, 3, 3
-    assert row["mean_paragraph_length"] == pytest.approx(6.0)
     # the x3, cat sat on mat dog ran it was fun: 10 types, 9 of them once
     assert row["type_token_ratio"] == pytest.approx(10 / 12)
     assert row["root_ttr"] == pytest.approx(10 / math.sqrt(12))
@@ -299,6 +298,18 @@ def test_repetition():
     assert row["repeated_sentence_share"] == pytest.approx(1 / 3)
     assert row["repeated_trigram_share"] == pytest.approx(1 / 7)
     assert one("Two words")["repeated_trigram_share"] is None
+
+
+def test_min_paragraph_stop_word_share_finds_the_keyword_paragraph():
+    essay = (
+        "I think that the school is a good place for all of the students.\n\n"
+        "School phones ban students school phones ban rules technology."
+    )
+    # paragraph 1: i that the is a for all of the = 9 of 14; paragraph 2: no stop word
+    assert one(essay)["min_paragraph_stop_word_share"] == 0.0
+    assert one(essay.split("\n\n")[0])["min_paragraph_stop_word_share"] == pytest.approx(9 / 14)
+    # paragraphs under 8 words are not judged
+    assert one("Phones ban rules.\n\nSchool phones.")["min_paragraph_stop_word_share"] is None
 
 
 # --- prompt overlap ------------------------------------------------------------------------

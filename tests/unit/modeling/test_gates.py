@@ -84,7 +84,11 @@ FAIR = fairness_report(
 UNGAMED = GamingReport(
     tolerance=0.25,
     tolerance_sd=0.25,
-    effects=(PerturbationEffect("repeat_paragraph", 100, 0.0, -0.2, (-0.5, -0.3, -0.2, 0.0, 0.1)),),
+    effects=(
+        PerturbationEffect(
+            "repeat_paragraph", 100, 0.0, 0.0, 0.0, -0.2, (-0.5, -0.3, -0.2, 0.0, 0.1)
+        ),
+    ),
     feature_seconds=1.0,
 )
 """No gamed copy scored higher, for the other gates' tests."""

@@ -22,7 +22,7 @@ from huleedu_pipelines.modeling.figures import (
     measure_latency,
     skill_report,
 )
-from huleedu_pipelines.modeling.gates import grade_gates
+from huleedu_pipelines.modeling.gates import GateResult, grade_gates
 from huleedu_pipelines.modeling.report import render_markdown
 from huleedu_pipelines.services.gaming import GamingReport, PerturbationEffect
 from huleedu_pipelines.settings import Settings
@@ -344,8 +344,12 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
         tolerance=0.4,
         tolerance_sd=0.25,
         effects=(
-            PerturbationEffect("repeat_paragraph", 80, 0.125, 0.3, (0.0, 0.0, 0.0, 1.0, 2.0)),
-            PerturbationEffect("gibberish", 80, 0.0, -2.5, (-4.0, -3.0, -2.0, -2.0, -1.0)),
+            PerturbationEffect(
+                "repeat_paragraph", 80, 0.125, 0.25, 0.5, 0.3, (0.0, 0.0, 0.0, 1.0, 2.0)
+            ),
+            PerturbationEffect(
+                "gibberish", 80, 0.0, 0.0, 1.0, -2.5, (-4.0, -3.0, -2.0, -2.0, -1.0)
+            ),
         ),
         feature_seconds=12.5,
     )
@@ -401,8 +405,8 @@ def test_markdown_leads_with_the_verdict_and_gates_and_shows_every_metric(
     # Resistance to gaming: share risen and the change distribution per perturbation, the cost.
     assert text.index("## Fairness across subgroups") < text.index("## Resistance to gaming")
     assert "more than **0.400** above its original (0.25 SD" in text
-    assert "| `repeat_paragraph` | 80 | 12.5% | ✗ | +0.300 | +0.000 |" in text
-    assert "| `gibberish` | 80 | 0.0% | ✓ | -2.500 | -4.000 |" in text
+    assert "| `repeat_paragraph` | 80 | 25.0% | 50.0% | 12.5% | ✗ | +0.300 | +0.000 |" in text
+    assert "| `gibberish` | 80 | 0.0% | 100.0% | 0.0% | ✓ | -2.500 | -4.000 |" in text
     assert "took 12.5 s, shared by every model" in text
     assert "repeat_paragraph: 12.5% of 80 gamed essays" in verdict
     assert "max \\|Δp\\|" in text  # pipes inside a cell are escaped
@@ -539,3 +543,22 @@ def test_grade_plots_and_report_bundle(tmp_path: Path, report: GradeReport) -> N
         plots.write_report_bundle(folder, text, {"stray": outside})
     with pytest.raises(FileNotFoundError):
         plots.write_report_bundle(folder, text, {"missing": folder / "nope.png"})
+
+
+def test_unjudged_perturbations_are_marked_in_the_gaming_table() -> None:
+    from huleedu_pipelines.modeling.report import _gaming_section
+    from huleedu_pipelines.services.gaming import GamingReport, PerturbationEffect
+
+    gaming = GamingReport(
+        tolerance=0.4,
+        tolerance_sd=0.25,
+        effects=(
+            PerturbationEffect("append_off_topic", 50, 0.34, 0.34, 0.0, 0.26, (0.0,) * 5),
+            PerturbationEffect("gibberish", 50, 0.0, 0.2, 1.0, -1.8, (0.0,) * 5),
+        ),
+        feature_seconds=1.0,
+    )
+    gate = GateResult("max_gaming_share", True, 0.0, 0.05, "<=", "passes")
+    table = "\n".join(_gaming_section(gaming, [gate], frozenset({"append_off_topic"})))
+    assert "| `append_off_topic` | 50 | 34.0% | 0.0% | 34.0% | ⚠ not judged |" in table
+    assert "| `gibberish` | 50 | 20.0% | 100.0% | 0.0% | ✓ |" in table
