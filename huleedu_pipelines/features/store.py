@@ -3,10 +3,16 @@
 Each feature kind (text, embeddings) has a folder per version of Parquet part files. New
 rows are appended as a new part (written to a temporary name, then renamed), so a killed run
 never leaves a broken cache and concurrent readers always see whole files.
+
+Several processes share a cache (the shards of a night, the scoring API). Compaction merges
+the parts into a new one before it deletes the old ones, one compaction at a time (a lock
+file); a reader that listed a part just deleted lists again and finds its rows in the merged
+part.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import uuid
@@ -19,6 +25,7 @@ import polars as pl
 CONTENT_HASH = "content_hash"
 
 COMPACT_AFTER_PARTS = 32
+LOOKUP_ATTEMPTS = 5
 
 
 def content_hash(text: str, prompt_text: str | None) -> str:
@@ -58,16 +65,22 @@ class FeatureCache:
         return sorted(self.directory.glob("part-*.parquet")) if self.directory.exists() else []
 
     def lookup(self, hashes: list[str]) -> pl.DataFrame | None:
-        parts = self._parts()
-        if not parts or not hashes:
-            return None
         wanted = pl.Series(CONTENT_HASH, hashes, dtype=pl.String)
-        return (
-            pl.scan_parquet(parts)
-            .filter(pl.col(CONTENT_HASH).is_in(wanted.implode()))
-            .unique(CONTENT_HASH, keep="first", maintain_order=True)
-            .collect()
-        )
+        for attempt in range(LOOKUP_ATTEMPTS):
+            parts = self._parts()
+            if not parts or not hashes:
+                return None
+            try:
+                return (
+                    pl.scan_parquet(parts)
+                    .filter(pl.col(CONTENT_HASH).is_in(wanted.implode()))
+                    .unique(CONTENT_HASH, keep="first", maintain_order=True)
+                    .collect()
+                )
+            except FileNotFoundError:  # compacted away while we read: its rows are merged
+                if attempt == LOOKUP_ATTEMPTS - 1:
+                    raise
+        return None
 
     def store(self, frame: pl.DataFrame) -> None:
         if frame.is_empty():
@@ -81,17 +94,20 @@ class FeatureCache:
             self.compact()
 
     def compact(self) -> None:
-        """Merge all parts into one (same rows), so lookups stay one scan."""
-        parts = self._parts()
-        if len(parts) < 2:
-            return
-        merged = pl.scan_parquet(parts).unique(CONTENT_HASH, keep="first").collect()
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        temporary = self.directory / f".{name}.tmp"
-        merged.write_parquet(temporary)
-        temporary.replace(self.directory / name)
-        for part in parts:
-            part.unlink()
+        """Merge all parts into one (same rows), so lookups stay one scan. One process at a
+        time: a second waits, then merges what is left."""
+        with open(self.directory / ".compact.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            parts = self._parts()
+            if len(parts) < 2:
+                return
+            merged = pl.scan_parquet(parts).unique(CONTENT_HASH, keep="first").collect()
+            name = f"part-{uuid.uuid4().hex}.parquet"
+            temporary = self.directory / f".{name}.tmp"
+            merged.write_parquet(temporary)
+            temporary.replace(self.directory / name)
+            for part in parts:
+                part.unlink(missing_ok=True)
 
     def get_or_compute(
         self, keyed: pl.DataFrame, compute: Callable[[pl.DataFrame], pl.DataFrame]
