@@ -1,6 +1,7 @@
 """Helpers shared by test modules and fixtures (importable as `support`: tests/ is on the
 path). Kept out of conftest.py because several conftest modules share that name."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,13 @@ def validate_on_holdout(holdout, bundle, policy, champion=None, model_name: str 
         gamed=gamed_holdout_features(holdout, policy),
         gaming_tolerance_sd=policy.gaming.tolerance_sd,
     )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Terminate a server started by a test, killing it if it does not stop in `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 CADDY_DIR = REPO / "deploy" / "caddy"
@@ -171,12 +172,7 @@ def start_proxy(
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, timeout=20)
 
 
 def get(url: str, user: str | None = None, password: str | None = None, context=None):

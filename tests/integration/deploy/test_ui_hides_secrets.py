@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 WAREHOUSE_PASSWORD = "s3cretpw"
@@ -105,12 +106,7 @@ def webserver(tmp_path: Path) -> Iterator[int]:
             time.sleep(0.5)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
