@@ -97,6 +97,16 @@ TRAINING_EXIT_CODES = (
 )
 """The exit codes of `train` and `demo`, shown in their --help."""
 
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON object on stdout (logs: stderr)."),
+]
+
+
+def _print(summary, as_json: bool) -> None:
+    typer.echo(summary.to_json() if as_json else summary.render())
+
+
 NoWaitOption = Annotated[
     bool,
     typer.Option(
@@ -166,7 +176,7 @@ def demo(
 
 
 @app.command(epilog=TRAINING_EXIT_CODES)
-def train(no_wait: NoWaitOption = False) -> None:
+def train(no_wait: NoWaitOption = False, as_json: JsonOption = False) -> None:
     """Run the training job in-process on the configured instance (no UI needed).
 
     One training runs at a time per home: a second `train` waits for the first to finish
@@ -174,7 +184,7 @@ def train(no_wait: NoWaitOption = False) -> None:
     from huleedu_pipelines.settings import get_settings
 
     summary = _train(get_settings(), no_wait)
-    typer.echo(summary.render())
+    _print(summary, as_json)
     _exit_on_failed_training(summary)
 
 
@@ -214,6 +224,7 @@ def score(
             "day it arrived (recorded on the --date partition).",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run nightly_inference_job for one day in-process, one run per shard
     (HULEEDU_SCORING_SHARDS): score new or changed essays with the champion models (challenger
@@ -226,7 +237,7 @@ def score(
         typer.echo(f"error: {day} has not ended yet; score a day before {_today()}", err=True)
         raise typer.Exit(2)
     summary = _score(settings, day, backfill)
-    typer.echo(summary.render())
+    _print(summary, as_json)
     if not summary.success:
         raise typer.Exit(1)
 
@@ -262,19 +273,36 @@ def _registry():
 
 
 @registry_app.command("list")
-def registry_list() -> None:
+def registry_list(as_json: JsonOption = False) -> None:
     """Registered models, their versions, aliases and headline test metrics."""
+    import json
+
     _, registry = _registry()
+    listing = []
     for model in registry.list_models():
-        typer.echo(model["name"])
+        versions = []
         for version in model["versions"]:
             metrics = registry.run_metrics(version["run_id"])
-            figures = "  ".join(
-                f"{name[5:]}={metrics[name]:.3f}" for name in HEADLINE_METRICS if name in metrics
+            versions.append(
+                {
+                    "version": version["version"],
+                    "aliases": list(version["aliases"]),
+                    "gate_verdict": version["tags"].get("gate_verdict", "not validated"),
+                    "metrics": {n[5:]: metrics[n] for n in HEADLINE_METRICS if n in metrics},
+                }
             )
+        listing.append({"name": model["name"], "versions": versions})
+    if as_json:
+        typer.echo(json.dumps(listing, sort_keys=True))
+        return
+    for model in listing:
+        typer.echo(model["name"])
+        for version in model["versions"]:
+            figures = "  ".join(f"{n}={value:.3f}" for n, value in version["metrics"].items())
             aliases = ",".join(version["aliases"]) or "-"
-            verdict = version["tags"].get("gate_verdict", "not validated")
-            typer.echo(f"  v{version['version']:<4} {aliases:<20} {verdict:<14} {figures}")
+            typer.echo(
+                f"  v{version['version']:<4} {aliases:<20} {version['gate_verdict']:<14} {figures}"
+            )
 
 
 def _known_model(name: str) -> str:

@@ -94,6 +94,13 @@ class RunSummary:
     blocked_by_gates: bool = False
     """The run failed only because promotion gates failed: nothing crashed, no champion moved."""
 
+    def to_json(self) -> str:
+        """The summary as one JSON object (`--json`), field for field."""
+        import dataclasses
+        import json
+
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+
     def render(self) -> str:
         lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
         lines += [f"  {name:<28} {rows:>8} rows" for name, rows in self.rows_by_asset.items()]

@@ -2,6 +2,7 @@
 
 import csv
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -80,3 +81,18 @@ def test_ielts_csv_into_an_empty_home_then_train(home, tmp_path, monkeypatch) ->
     assert names == {"huleedu-cefr", "huleedu-ielts-band"}
     cards = pl.read_parquet(settings.storage_dir / "ielts_band_model.parquet")
     assert cards["status"].to_list() == ["registered"]
+
+    # --json: one object on stdout, whatever the logs say on stderr.
+    listing = runner.invoke(app, ["registry", "list", "--json"])
+    assert listing.exit_code == 0, listing.output
+    models = {model["name"]: model["versions"] for model in json.loads(listing.stdout)}
+    assert set(models) == {"huleedu-cefr", "huleedu-ielts-band"}
+    band = models["huleedu-ielts-band"][0]
+    assert band["version"] == "1" and "champion" in band["aliases"]
+    assert band["gate_verdict"] == "passed" and 0 < band["metrics"]["mae"] < 3
+    day = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    scored = runner.invoke(app, ["score", "--backfill", "--date", day, "--json"])
+    assert scored.exit_code == 0, scored.output
+    summary = json.loads(scored.stdout)
+    assert summary["success"] and summary["scoring"]["essays_scored"] == len(bands)
+    assert summary["rows_by_asset"]["essay_grade_predictions"] == len(bands)
