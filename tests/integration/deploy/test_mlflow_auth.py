@@ -158,7 +158,8 @@ def test_the_pipelines_registry_signs_in_with_the_tracking_credentials(
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-    MlflowClient(tracking_uri=mlflow_server).create_registered_model("huleedu-auth-check")
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    client.create_registered_model("huleedu-auth-check")  # whatever registry URI is global
     models = MlflowRegistry(mlflow_server, None).list_models()
     assert [model["name"] for model in models] == ["huleedu-auth-check"]
 

@@ -56,11 +56,9 @@ def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:
     gates = [c for c in first.get_asset_check_evaluations() if c.check_name.startswith("gate_")]
     every_gate = {gate for names in GATE_NAMES.values() for gate in names}
     assert {gate.check_name for gate in gates} == {f"gate_{gate}" for gate in every_gate}
-    blocking = [gate for gate in gates if gate.check_name != "gate_max_gaming_share"]
-    assert all(g.passed for g in blocking), [g.description for g in blocking if not g.passed]
-    # The anti-gaming gate warns (WARN severity, promotion goes on) until it is made blocking.
-    gaming = next(gate for gate in gates if gate.check_name == "gate_max_gaming_share")
-    assert gaming.passed or gaming.severity == dg.AssetCheckSeverity.WARN
+    # Every gate blocks, the anti-gaming one included: padded, stuffed and gibberish copies
+    # are sent to review by the validity advisories, so none rises unreviewed.
+    assert all(g.passed for g in gates), [g.description for g in gates if not g.passed]
 
     reports = first.output_for_node("validation_reports")
     assert sorted(reports["model_name"]) == sorted(ALL_MODELS)
@@ -86,7 +84,8 @@ def test_first_models_are_promoted_with_reports_and_audit(lifecycle) -> None:
         # Twelve held-out essays gamed five ways, through the real feature path.
         assert "## Resistance to gaming" in text and "| `gibberish` | 12 |" in text
         gaming_gate = next(g for g in json.loads(row["gates"]) if g["gate"] == "max_gaming_share")
-        assert gaming_gate["value"] is not None and gaming_gate["blocking"] is False
+        assert gaming_gate["value"] == 0.0 and gaming_gate["blocking"] is True
+        assert "| `gibberish` | 12 | " in text and "| 100.0% | 0.0% | ✓ |" in text
     assert (
         "the cut points maximise QWK + adjacent agreement with class shares kept within 3 "
         "points of the training shares"
