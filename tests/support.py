@@ -10,7 +10,12 @@ from huleedu_pipelines.settings import get_settings
 
 
 def isolate_environment(monkeypatch: pytest.MonkeyPatch, home: Path, cache: Path) -> None:
-    for variable in ("HULEEDU_WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
+    for variable in (
+        "HULEEDU_WAREHOUSE_URL",
+        "MLFLOW_TRACKING_URI",
+        "DAGSTER_HOME",
+        "HULEEDU_EMBEDDING_RUNTIME",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HULEEDU_HOME", str(home))
     monkeypatch.setenv("HULEEDU_FEATURE_CACHE_DIR", str(cache))

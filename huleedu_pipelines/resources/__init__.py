@@ -69,7 +69,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "io_manager": PolarsParquetIOManager(base_dir=str(settings.storage_dir)),
         "feature_store": FeatureStoreResource(cache_dir=str(settings.feature_cache_dir)),
-        "embedder": EmbedderResource(num_threads=settings.n_jobs),
+        "embedder": EmbedderResource(
+            num_threads=settings.n_jobs,
+            runtime=settings.embedding_runtime,
+            min_cosine=settings.embedding_min_cosine,
+            model_cache_dir=str(settings.embedding_model_cache_dir),
+        ),
         "training": TrainingResource(
             seed=settings.seed,
             n_jobs=settings.n_jobs,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from huleedu_pipelines.features.embeddings import SentenceEmbedder
+from huleedu_pipelines.features.embeddings import EmbeddingRuntime, SentenceEmbedder
 
 
 class FeatureStoreResource(dg.ConfigurableResource):
@@ -18,13 +18,25 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """all-MiniLM-L6-v2 from the installed package; the model loads on first use."""
+    """all-MiniLM-L6-v2 from the installed package; the model loads on first use.
+
+    `runtime` is `torch` (exact) or `onnx_int8` (faster, checked against the exact vectors for
+    a cosine of at least `min_cosine` before use; its model file lives in `model_cache_dir`).
+    """
 
     batch_size: int = 32
     max_tokens: int = 256
     num_threads: int
+    runtime: EmbeddingRuntime
+    min_cosine: float
+    model_cache_dir: str
 
     def embedder(self) -> SentenceEmbedder:
         return SentenceEmbedder(
-            batch_size=self.batch_size, max_tokens=self.max_tokens, num_threads=self.num_threads
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            num_threads=self.num_threads,
+            runtime=self.runtime,
+            min_cosine=self.min_cosine,
+            model_cache_dir=Path(self.model_cache_dir),
         )

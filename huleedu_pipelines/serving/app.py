@@ -22,7 +22,6 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import make_url
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from huleedu_pipelines.features.embeddings import SentenceEmbedder
 from huleedu_pipelines.modeling.names import CEFR_MODEL, CHAMPION, GRADE_MODEL
 from huleedu_pipelines.registry import ModelRegistry, build_registry
 from huleedu_pipelines.services.online_scoring import (
@@ -93,7 +92,7 @@ class Service:
         engine = cached_engine(settings.resolved_warehouse_url)
         self.features = OnlineFeatures(
             settings.feature_cache_dir,
-            SentenceEmbedder(num_threads=settings.n_jobs),
+            settings.embedder(),
             max_entries=settings.serve_feature_cache_entries,
             engine=engine,
             max_essay_chars=settings.max_essay_chars,
