@@ -43,8 +43,18 @@ def bench_inference_command(
             "default HULEEDU_TEST_POSTGRES_URL or a PostgreSQL HULEEDU_WAREHOUSE_URL."
         ),
     ] = None,
+    compiled: Annotated[
+        bool | None,
+        typer.Option(
+            "--compiled/--no-compiled",
+            help="Also score with lleaves-compiled trees (the `compiled` extra); default: "
+            "when lleaves is installed.",
+        ),
+    ] = None,
 ) -> None:
-    """End-to-end scoring essays/s into PostgreSQL beside raw ONNX and a naive baseline."""
+    """End-to-end scoring essays/s into PostgreSQL beside raw ONNX and a naive baseline;
+    what explanations cost (HULEEDU_EXPLAIN_METHOD, Saabas vs TreeSHAP) and single-essay
+    latency for all models."""
     from benchmarks.figures import bench_inference, print_figures
     from huleedu_pipelines.settings import get_settings
 
@@ -55,7 +65,7 @@ def bench_inference_command(
     if url is None:
         typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
         raise typer.Exit(2)
-    print_figures(bench_inference(essays, url, naive_essays=naive_essays))
+    print_figures(bench_inference(essays, url, naive_essays=naive_essays, compiled=compiled))
 
 
 @app.command("quality")

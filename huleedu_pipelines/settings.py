@@ -145,8 +145,19 @@ class Settings(BaseSettings):
     explain_scope: Literal["all", "needs_review", "none"] = Field(
         default="needs_review", alias="HULEEDU_EXPLAIN_SCOPE"
     )
-    """Which champion skill rows get `top_features`: TreeSHAP costs ~100x the prediction, so by
-    default only essays flagged `needs_review` (the ones a teacher will open) are explained."""
+    """Which champion skill rows get `top_features`: by default only essays flagged
+    `needs_review` (the ones a teacher will open) are explained."""
+    explain_method: Literal["saabas", "treeshap"] = Field(
+        default="saabas", alias="HULEEDU_EXPLAIN_METHOD"
+    )
+    """How `top_features` are computed, by the nightly job and the API alike
+    (`modeling.explanations`): `saabas` path attribution from the booster's trees (about one
+    prediction's cost; contributions sum to the raw margin minus the expected value, like
+    TreeSHAP's, but it is a different attribution) or `treeshap`, LightGBM's exact
+    `pred_contrib` (~100x the prediction)."""
+    compiled_scorer: bool = Field(default=False, alias="HULEEDU_COMPILED_SCORER")
+    """Score with LLVM-compiled trees (lleaves, the `compiled` extra) instead of ONNX Runtime
+    where a model's compiled copy matches its ONNX output on a parity check."""
     shadow_scoring: bool = Field(default=True, alias="HULEEDU_SHADOW_SCORING")
     scoring_chunk_size: int = Field(default=5000, alias="HULEEDU_SCORING_CHUNK_SIZE")
     scoring_shards: int = Field(default=4, ge=1, le=256, alias="HULEEDU_SCORING_SHARDS")
@@ -186,7 +197,7 @@ class Settings(BaseSettings):
     serve_explain_scope: Literal["all", "needs_review", "none"] = Field(
         default="all", alias="HULEEDU_SERVE_EXPLAIN_SCOPE"
     )
-    """Which API responses carry each skill's `top_features` (TreeSHAP: ~10 ms per essay)."""
+    """Which API responses carry each skill's `top_features` (computed by `explain_method`)."""
     # Canary: this share of the API's traffic, chosen by a hash of the student id (else the
     # essay id, else the text) so a student always gets the same models, is scored by the
     # `challenger` versions that differ from the champions. 0 loads no challenger.
@@ -240,6 +251,11 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Parquet intermediates written by the IO manager."""
         return self.home / "storage"
+
+    @property
+    def compiled_trees_dir(self) -> Path:
+        """Compiled boosters (`HULEEDU_COMPILED_SCORER`), cached by the sha256 of each booster."""
+        return self.home / "compiled_trees"
 
     @property
     def feature_cache_dir(self) -> Path:

@@ -6,7 +6,8 @@ LightGBM boosters. They are exported to ONNX and combined into ONE graph with a 
 artifact and sha256. Decoding (ordinal probabilities, cut points) and calibration run in numpy
 after ONNX from parameters stored in `bundle.json` (calibrated LightGBM through
 skl2onnx is silently wrong). Native LightGBM model files are kept beside it for parity checks
-and per-essay explanations (TreeSHAP); serving never unpickles anything.
+and per-essay explanations (`modeling.explanations`: Saabas paths or TreeSHAP); serving never
+unpickles anything.
 
 A saved bundle is verified whole: `manifest.json` lists the sha256 of every file (bundle.json
 with its cut points and calibration included), and the sha256 of the manifest itself is a tag
@@ -22,12 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from huleedu_pipelines.modeling.calibration import apply_calibrator, apply_multiclass_calibrator
+from huleedu_pipelines.modeling.explanations import EXPLAIN_METHODS, SAABAS, TREESHAP
 from huleedu_pipelines.modeling.metrics import normalized_entropy_confidence
 from huleedu_pipelines.modeling.onnx_export import (
     INPUT_NAME,
@@ -37,6 +39,9 @@ from huleedu_pipelines.modeling.onnx_export import (
 )
 from huleedu_pipelines.modeling.ordinal import decode_ordinal, decode_ordinal_labels
 from huleedu_pipelines.modeling.stacking import Blend, StackedInput
+
+if TYPE_CHECKING:
+    from huleedu_pipelines.modeling.explanations import PathExplainer
 
 TASKS = ("ordinal", "regression", "binary")
 ONNX_FILE = "model.onnx"
@@ -154,6 +159,9 @@ class ModelBundle:
     """Stacked models (`modeling.stacking`): the ridge stage that builds the boosters' input
     from the feature vector and the blend applied to their output, as JSON-ready arrays. The
     ONNX graph then holds the boosters alone; numpy applies the rest on both paths."""
+    compiled: Any = field(default=None, repr=False, compare=False)
+    """Optional compiled boosters (`modeling.compiled_trees`, set only after their parity
+    check passed): `predict` then reads them instead of the ONNX graph."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -338,6 +346,27 @@ class ModelBundle:
         return [lgb.Booster(model_str=text) for text in self.native_models]
 
     @cached_property
+    def path_explainer(self) -> PathExplainer:
+        """Saabas contributions of the first booster (built once from its model text)."""
+        from huleedu_pipelines.modeling.explanations import PathExplainer
+
+        return PathExplainer.from_booster(self.native_boosters[0])
+
+    def contributions(
+        self, X: ArrayLike, *, method: str = SAABAS, n_jobs: int = 1
+    ) -> NDArray[np.float64]:
+        """(n, booster inputs) contributions of the first booster to its raw output for
+        feature rows `X` (`modeling.explanations`: `saabas` or `treeshap`)."""
+        from huleedu_pipelines.modeling.explanations import treeshap_contributions
+
+        features = self.booster_input(X)
+        if method == SAABAS:
+            return self.path_explainer.contributions(features, n_jobs=n_jobs)
+        if method == TREESHAP:
+            return treeshap_contributions(self.native_boosters[0], features, n_jobs=n_jobs)
+        raise ValueError(f"explain method must be one of {EXPLAIN_METHODS}, got {method!r}")
+
+    @cached_property
     def _stacked_input(self) -> StackedInput | None:
         return None if self.stacking is None else StackedInput.from_dict(self.stacking["input"])
 
@@ -377,8 +406,19 @@ class ModelBundle:
         ]
 
     def predict(self, X: ArrayLike, *, native: bool = False) -> BundlePrediction:
-        """Serve through ONNX (default) or native LightGBM; both decode the same way."""
-        raw = self.native_raw_outputs(X) if native else self.onnx_raw_outputs(X)
+        """Serve through ONNX (default; the compiled boosters instead when `compiled` is set)
+        or native LightGBM; all decode the same way."""
+        if native:
+            raw = self.native_raw_outputs(X)
+        elif self.compiled is not None:
+            raw = self.compiled.raw_outputs(self.booster_input(X))
+        else:
+            raw = self.onnx_raw_outputs(X)
+        return self.decode_raw(X, raw)
+
+    def decode_raw(self, X: ArrayLike, raw: Sequence[NDArray[np.float64]]) -> BundlePrediction:
+        """Decode the boosters' outputs `raw` for feature rows `X` (a stacked model's blend
+        reads `X`)."""
         if self._blend is not None:
             raw = [self._blend.apply(X, raw[0]), *raw[1:]]
         return self.decode(raw)

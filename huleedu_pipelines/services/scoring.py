@@ -16,7 +16,6 @@ tables' unique keys: a killed run leaves whole chunks that the next run skips.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections import deque
@@ -513,28 +512,42 @@ def _json_probabilities(labels: Sequence[str], probabilities: np.ndarray) -> pl.
     return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series()
 
 
+def _explain_method(method: str | None) -> str:
+    """`method`, or the configured `HULEEDU_EXPLAIN_METHOD` when None, so that the nightly job
+    and the API explain the same way without each caller passing it. The setting is read
+    once per process, as the API reads its settings at start: building `Settings` costs
+    milliseconds, which a single essay's explanation must not pay."""
+    return method if method is not None else _configured_explain_method()
+
+
+_CONFIGURED: dict[str, str] = {}
+
+
+def _configured_explain_method() -> str:
+    if "explain_method" not in _CONFIGURED:
+        from huleedu_pipelines.settings import get_settings
+
+        _CONFIGURED["explain_method"] = get_settings().explain_method
+    return _CONFIGURED["explain_method"]
+
+
 def top_contributions(
-    bundle: ModelBundle, X: np.ndarray, k: int = TOP_FEATURES, n_jobs: int = 1
+    bundle: ModelBundle,
+    X: np.ndarray,
+    k: int = TOP_FEATURES,
+    n_jobs: int = 1,
+    method: str | None = None,
 ) -> list[list[dict[str, float | str]]]:
-    """Per row, the `k` booster inputs with the largest absolute TreeSHAP contribution (native
-    LightGBM `pred_contrib`, in the booster's raw output units, before calibration); inputs
-    that contribute nothing are left out, so a model using few features lists fewer. For a
-    stacked model the inputs are its handcrafted features and the two ridge predictions
+    """Per row, the `k` booster inputs with the largest absolute contribution to the first
+    booster's raw output (before calibration), largest first: Saabas path attribution by
+    default or LightGBM's TreeSHAP (`HULEEDU_EXPLAIN_METHOD`; `modeling.explanations`).
+    Inputs that contribute nothing are left out, so a model using few features lists fewer.
+    For a stacked model the inputs are its handcrafted features and the two ridge predictions
     (`ridge_embeddings`: what the essay's meaning says; `ridge_handcrafted`)."""
-    booster = bundle.native_boosters[0]
-    contributions = np.asarray(
-        booster.predict(bundle.booster_input(X), pred_contrib=True, num_threads=n_jobs)
-    )[:, :-1]
-    order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
-    names = bundle.booster_feature_names
-    return [
-        [
-            {"feature": names[j], "contribution": round(float(values[j]), 6)}
-            for j in row_order
-            if values[j] != 0.0
-        ]
-        for values, row_order in zip(contributions, order, strict=True)
-    ]
+    from huleedu_pipelines.modeling.explanations import top_k
+
+    contributions = bundle.contributions(X, method=_explain_method(method), n_jobs=n_jobs)
+    return top_k(contributions, bundle.booster_feature_names, k)
 
 
 def grade_frame(
@@ -636,19 +649,31 @@ def skill_frame(
     n_jobs: int,
     timings: dict[str, float],
     prediction: BundlePrediction | None = None,
+    explain_method: str | None = None,
+    explain_timings: dict[str, float] | None = None,
 ) -> pl.DataFrame:
-    """One `skill_assessments` row per row of `chunk`; `top_features` (JSON text) only where
-    `explain` is True. `prediction`: the model's on these rows, when already computed."""
+    """One `skill_assessments` row per row of `chunk`; `top_features` (JSON text, as
+    `top_contributions` lists them) only where `explain` is True. `prediction`: the model's
+    on these rows, when already computed. The time is added to `timings` under
+    `<name>@<alias>`, the explaining part to `explain_timings` instead when given."""
+    from huleedu_pipelines.modeling.explanations import top_k_json
+
     started = time.perf_counter()
     if prediction is None:
         prediction = model.bundle.predict(X)
-    top: list[str | None] = [None] * chunk.height
-    if explain.any():
-        explained = top_contributions(model.bundle, X[explain], n_jobs=n_jobs)
-        for position, value in zip(np.flatnonzero(explain), explained, strict=True):
-            top[position] = json.dumps(value)
     key = f"{model.name}@{model.alias}"
     timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+    top: list[str | None] = [None] * chunk.height
+    if explain.any():
+        started = time.perf_counter()
+        contributions = model.bundle.contributions(
+            X[explain], method=_explain_method(explain_method), n_jobs=n_jobs
+        )
+        texts = top_k_json(contributions, model.bundle.booster_feature_names, TOP_FEATURES)
+        for position, text in zip(np.flatnonzero(explain).tolist(), texts, strict=True):
+            top[position] = text
+        spent = timings if explain_timings is None else explain_timings
+        spent[key] = spent.get(key, 0.0) + time.perf_counter() - started
     return chunk.select("student_id", "essay_id").with_columns(
         skill=pl.lit(skill, pl.String),
         score=pl.Series(prediction.score, dtype=pl.Float64),
@@ -675,7 +700,14 @@ class ScoringOutcome:
     grade_rows: int = 0
     shadow_rows: int = 0
     explained_rows: int = 0
+    explain_method: str = ""
+    """How `top_features` were computed (`saabas` or `treeshap`; `modeling.explanations`)."""
+    compiled_models: dict[str, bool] = field(default_factory=dict)
+    """With the compiled scorer: per `<name>@<alias>`, whether its compiled trees passed the
+    parity check (and so scored) or it kept ONNX."""
     seconds_by_model: dict[str, float] = field(default_factory=dict)
+    explain_seconds_by_model: dict[str, float] = field(default_factory=dict)
+    """The part of each model's time spent on `top_features` (not in `seconds_by_model`)."""
     write_seconds: float = 0.0
     total_seconds: float = 0.0
     problems: dict[str, str] = field(default_factory=dict)
@@ -683,6 +715,48 @@ class ScoringOutcome:
     @property
     def essays_per_second(self) -> float:
         return self.essays_scored / self.total_seconds if self.total_seconds > 0 else 0.0
+
+
+def _compiled_scorer(enabled: bool | None) -> bool:
+    if enabled is not None:
+        return enabled
+    from huleedu_pipelines.settings import get_settings
+
+    return get_settings().compiled_scorer
+
+
+def _use_compiled_trees(
+    models: ServingModels, rows: pl.DataFrame, log: Log | None
+) -> dict[str, bool]:
+    """Switch every serving model whose compiled trees pass the parity check on `rows` to
+    them (compiled once per machine, cached under the home's `compiled_trees`)."""
+    from huleedu_pipelines.modeling.compiled_trees import use_compiled_trees
+    from huleedu_pipelines.settings import get_settings
+
+    serving = [*models.champions.values(), *models.challengers.values()]
+    bundles = {f"{m.name}@{m.alias}": m.bundle for m in serving}
+    checked = use_compiled_trees(bundles, feature_matrix(rows), get_settings().compiled_trees_dir)
+    for key, parity in checked.items():
+        if not parity.passed and log is not None:
+            log(f"{key} keeps ONNX: its compiled trees failed the parity check ({parity})")
+    return {key: bundle.compiled is not None for key, bundle in bundles.items()}
+
+
+class _FrozenHeap:
+    """While scoring, the objects alive before it (models, modules, the feature frame) are
+    moved out of the cyclic garbage collector's generations (`gc.freeze`): each chunk makes
+    tens of thousands of small lists and strings, and the collections they trigger otherwise
+    rescan that whole heap (about 7% of end-to-end scoring, measured)."""
+
+    def __enter__(self) -> None:
+        import gc
+
+        gc.freeze()
+
+    def __exit__(self, *_: object) -> None:
+        import gc
+
+        gc.unfreeze()
 
 
 @dataclass
@@ -703,6 +777,8 @@ def score_essays(
     n_jobs: int = 1,
     scored_at: dt.datetime | None = None,
     log: Log | None = None,
+    explain_method: str | None = None,
+    compiled_scorer: bool | None = None,
 ) -> ScoringOutcome:
     """Score `features` (essay_id, student_id, feature_hash and the model columns) with every
     serving model and write the rows: one transaction per chunk of essays, both tables.
@@ -710,7 +786,10 @@ def score_essays(
     Chunks are written by WRITERS background threads (one on SQLite), each on its own
     connection, while the next chunk is scored: the models, the COPY and the database's work
     overlap. Each chunk is whole or absent whatever order the chunks commit in; a failed write
-    stops the run with its error.
+    stops the run with its error. `explain_method`: `saabas` or `treeshap`
+    (`modeling.explanations`), by default HULEEDU_EXPLAIN_METHOD. `compiled_scorer` (by
+    default HULEEDU_COMPILED_SCORER): score with each model's lleaves-compiled trees where
+    they match it on the first rows to score (`modeling.compiled_trees`), ONNX elsewhere.
     """
     if explain_scope not in EXPLAIN_SCOPES:
         raise ValueError(f"explain_scope must be one of {EXPLAIN_SCOPES}, got {explain_scope!r}")
@@ -718,9 +797,14 @@ def score_essays(
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from huleedu_pipelines.modeling.explanations import EXPLAIN_METHODS
+
     started = time.perf_counter()
     scored_at = scored_at or dt.datetime.now(dt.UTC)
     outcome = ScoringOutcome(essays_considered=features.height, problems=dict(models.problems))
+    outcome.explain_method = explain_method = _explain_method(explain_method)
+    if explain_method not in EXPLAIN_METHODS:
+        raise ValueError(f"explain_method must be one of {EXPLAIN_METHODS}, got {explain_method!r}")
     grades, skills = grade_targets(models), skill_targets(models)
     with engine.connect() as connection:
         grade_needs_ = [grade_needs(connection, features, t) for t in grades]
@@ -732,6 +816,8 @@ def score_essays(
     outcome.essays_unchanged = features.height - outcome.essays_scored
     positions = np.flatnonzero(needed)
     timings = outcome.seconds_by_model
+    if positions.size and _compiled_scorer(compiled_scorer):
+        outcome.compiled_models = _use_compiled_trees(models, features[positions[:2000]], log)
 
     def write(chunk: _Chunk) -> tuple[float, int, int, int]:
         write_started = time.perf_counter()
@@ -763,13 +849,28 @@ def score_essays(
     # SQLite takes one writer at a time: a second would only wait on its lock.
     writers = 1 if engine.dialect.name == "sqlite" else WRITERS
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="huleedu-writer") as writer:
-        for start in range(0, positions.size, chunk_size):
-            rows_at = positions[start : start + chunk_size]
-            chunk = features[rows_at]
-            # float64: stacked models compute their ridge stage from the exact features and
-            # hand the boosters' ONNX graph its float32 input themselves.
-            X = feature_matrix(chunk)
+    starts = list(range(0, positions.size, chunk_size))
+
+    def read_chunk(start: int) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
+        rows_at = positions[start : start + chunk_size]
+        chunk = features[rows_at]
+        # float64: stacked models compute their ridge stage from the exact features and
+        # hand the boosters' ONNX graph its float32 input themselves.
+        return rows_at, chunk, feature_matrix(chunk)
+
+    with (
+        _FrozenHeap(),
+        ThreadPoolExecutor(max_workers=writers, thread_name_prefix="huleedu-writer") as writer,
+        # The next chunk's rows and feature matrix are gathered (by polars, off the GIL) while
+        # this one is scored.
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="huleedu-reader") as reader,
+    ):
+        upcoming = reader.submit(read_chunk, starts[0]) if starts else None
+        for index in range(len(starts)):
+            assert upcoming is not None
+            rows_at, chunk, X = upcoming.result()
+            if index + 1 < len(starts):
+                upcoming = reader.submit(read_chunk, starts[index + 1])
             predict = ChunkPredictions(X, timings)
             out = _Chunk()
             review = np.ones(len(rows_at), dtype=bool)
@@ -812,6 +913,8 @@ def score_essays(
                     n_jobs=n_jobs,
                     timings=timings,
                     prediction=prediction if every else _prediction_rows(prediction, keep),
+                    explain_method=explain_method,
+                    explain_timings=outcome.explain_seconds_by_model,
                 )
                 out.skills.append((frame, needs.new[rows_at][keep]))
                 outcome.explained_rows += int(explain.sum())
