@@ -22,6 +22,7 @@ from huleedu_pipelines.modeling.families import identity_of
 from huleedu_pipelines.registry import (
     ONNX_SHA256_TAG,
     RUN_ID_TAG,
+    LoggedDataset,
     ModelRegistry,
     ModelVersionNotFoundError,
     ModelVersionRef,
@@ -69,6 +70,8 @@ class FakeRegistry:
         tags: dict[str, str],
         plots: Sequence[Path] = (),
         alias: str = "challenger",
+        feature_example: np.ndarray | None = None,
+        datasets: Sequence[LoggedDataset] = (),
     ) -> ModelVersionRef:
         version = self._next_version(model_name)
         folder = self.bundle_dir(model_name, version)
@@ -76,6 +79,7 @@ class FakeRegistry:
         onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
         run_id = self._add(model_name, version, folder, onnx_sha256, tags, alias)
         self.runs[run_id]["params"] = dict(params)
+        self.runs[run_id]["datasets"] = {d.context: d for d in datasets}
         self.log_run_metrics(run_id, metrics)
         return self.get_version_by_number(model_name, version)
 
@@ -100,9 +104,14 @@ class FakeRegistry:
     def delete_alias(self, model_name: str, alias: str) -> None:
         self.aliases.pop((model_name, alias), None)
 
-    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str | None]) -> None:
         self.get_version_by_number(model_name, version)
-        self.versions[model_name][str(version)].update({k: str(v) for k, v in tags.items()})
+        stored = self.versions[model_name][str(version)]
+        for key, value in tags.items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = str(value)
 
     def list_models(self, prefix: str = "huleedu-") -> list[dict]:
         models = []

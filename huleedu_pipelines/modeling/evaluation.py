@@ -1,4 +1,5 @@
-"""Headline test-split metrics logged with every registered version (`test_<name>` in MLflow).
+"""Headline metrics logged with every registered version: on the test split (`test_<name>` in
+MLflow) and, by the same functions, on the validation split (`validation_<name>`).
 
 The full psychometric report (intervals, subgroups, plots, gates) is `modeling/figures.py`
 and `modeling/report.py`; these are the few numbers `registry list` and the MLflow UI show

@@ -14,6 +14,7 @@ from huleedu_pipelines.registry.mlflow import MlflowRegistry
 from huleedu_pipelines.registry.protocol import (
     ONNX_SHA256_TAG,
     RUN_ID_TAG,
+    LoggedDataset,
     ModelRegistry,
     ModelVersionNotFoundError,
     ModelVersionRef,
@@ -35,6 +36,7 @@ __all__ = [
     "ONNX_SHA256_TAG",
     "RUN_ID_TAG",
     "UNUSABLE_BUNDLE_ERRORS",
+    "LoggedDataset",
     "MlflowRegistry",
     "ModelRegistry",
     "ModelVersionNotFoundError",

@@ -3,13 +3,17 @@
 Not dagster-mlflow: every method names its run or model version explicitly, and a run this
 registry starts always ends (FINISHED, or FAILED when anything inside raises).
 
-One training run per model holds its params, metrics, plots (``plots/``) and the native
-bundle (``bundle/``: LightGBM text models, ``bundle.json``, feature list). The ONNX model is
+One training run per model holds its params, metrics, plots (``plots/``), the native
+bundle (``bundle/``: LightGBM text models, ``bundle.json``, feature list) and, as dataset
+inputs, the splits it read (contexts ``training``, ``validation``, ``holdout``). The model is
 an MLflow 3 *logged model* (``models:/m-...``, stored under the experiment's
-``models/`` folder, not among the run's artifacts); it is registered as a new version of the
-registered model, and an alias (``challenger``/``champion``) points at the serving version.
-Each version carries the caller's tags plus ``run_id`` and ``onnx_sha256``, which
-``download_onnx`` checks.
+``models/`` folder, not among the run's artifacts) with two flavors: ``onnx`` (the graph
+scoring loads) and ``python_function`` (the bundle decoding it, ``registry.pyfunc_bundle``),
+so ``mlflow models predict -m models:/<name>@champion`` returns decoded labels. It is
+registered as a new version of the registered model, and an alias (``challenger``/``champion``)
+points at the serving version. Each version carries the caller's tags plus ``run_id`` and
+``onnx_sha256``, which ``download_onnx`` checks. The experiment is tagged as classic ML
+(``mlflow.experimentKind``), so MLflow's UI opens it on runs and models, not GenAI traces.
 
 MLflow is imported inside methods only, so loading the code location stays fast. The fluent
 API (``start_run``, ``log_model``, ``register_model``) reads MLflow's process-global URIs:
@@ -36,6 +40,7 @@ from huleedu_pipelines.modeling.onnx_export import ArtifactIntegrityError
 from huleedu_pipelines.registry.protocol import (
     ONNX_SHA256_TAG,
     RUN_ID_TAG,
+    LoggedDataset,
     ModelVersionNotFoundError,
     ModelVersionRef,
 )
@@ -50,8 +55,16 @@ BUNDLE_ARTIFACT_PATH = "bundle"
 BUNDLE_MANIFEST = "bundle.json"
 PLOTS_ARTIFACT_PATH = "plots"
 PIP_REQUIREMENTS = ("onnx", "onnxruntime")
+"""What the onnx flavor alone needs (a version logged without a feature example)."""
+SERVED_REQUIREMENTS = ("huleedu-pipelines", "numpy", "pandas", "onnx", "onnxruntime")
+"""What the python_function flavor needs: it imports this package to decode. Explicit, so
+MLflow does not infer requirements (seconds per model); `--env-manager local` serves it from
+an environment with the package installed."""
 
 EXPERIMENT_NAME = "huleedu-training"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML_KIND = "custom_model_development"
+"""MLflow 3's experiment kind for classic ML (the UI shows runs and models, not GenAI)."""
 MODEL_NAME_RUN_TAG = "huleedu.model_name"
 SKIPPED_METRICS_TAG = "huleedu.skipped_metrics"
 
@@ -105,13 +118,19 @@ class MlflowRegistry:
         tags: dict[str, str],
         plots: Sequence[Path] = (),
         alias: str = "challenger",
+        feature_example: np.ndarray | None = None,
+        datasets: Sequence[LoggedDataset] = (),
     ) -> ModelVersionRef:
         """Log one training run with its ONNX model and bundle; register it under ``alias``.
 
-        ``input_example`` is a few feature rows (cast to the ONNX input's dtype so the
-        signature describes the model); ``output_example`` the ONNX outputs for them, by
-        output name. Non-finite metrics are skipped and named in the run tag
-        ``huleedu.skipped_metrics``. Long param values are truncated to MLflow's limit.
+        ``input_example`` is a few rows of the ONNX input (cast to its dtype);
+        ``output_example`` the ONNX outputs for them, by output name. ``feature_example``
+        (the same rows as the bundle's feature columns) makes the version servable as
+        registered: its signature is then feature columns in, decoded labels and
+        probabilities out, computed by the bundle (see ``registry.pyfunc_bundle``); without
+        it the signature is the ONNX graph's. ``datasets`` are logged as the run's inputs.
+        Non-finite metrics are skipped and named in the run tag ``huleedu.skipped_metrics``.
+        Long param values are truncated to MLflow's limit.
         """
         bundle_dir = Path(bundle_dir)
         for required in (BUNDLE_MANIFEST, MANIFEST_FILE):
@@ -126,13 +145,19 @@ class MlflowRegistry:
 
         client = self._client()
         import mlflow
-        import mlflow.onnx
         import onnx
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
+
+        from huleedu_pipelines.registry import pyfunc_bundle
 
         onnx_model = onnx.load_from_string(onnx_bytes)
-        example = _as_onnx_input_dtype(onnx_model, input_example)
-        signature = infer_signature(example, output_example)
+        example: Any = _as_onnx_input_dtype(onnx_model, input_example)
+        served_output: Any = output_example
+        requirements = list(PIP_REQUIREMENTS)
+        if feature_example is not None:
+            example, served_output = pyfunc_bundle.served_example(bundle_dir, feature_example)
+            requirements = _served_requirements()
+        signature = infer_signature(example, served_output)
         finite, skipped = _split_finite(metrics)
         run_tags = {**_string_tags(tags), MODEL_NAME_RUN_TAG: model_name}
         if skipped:
@@ -142,14 +167,20 @@ class MlflowRegistry:
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
             run_id = run.info.run_id
             self._log_batch(client, run_id, params=params, metrics=finite)
-            model_info = mlflow.onnx.log_model(
-                onnx_model,
+            _log_datasets(datasets)
+            model_info = Model.log(
+                artifact_path=None,  # deprecated in MLflow 3 in favour of name, still required
                 name=ONNX_MODEL_NAME,
+                flavor=pyfunc_bundle,
+                flavor_name="onnx",
+                onnx_model=onnx_model,  # saved byte-identical to onnx_bytes
+                bundle_dir=str(bundle_dir),
                 signature=signature,
                 input_example=example,
-                pip_requirements=list(PIP_REQUIREMENTS),
-                save_as_external_data=False,  # keep model.onnx byte-identical to onnx_bytes
-                onnx_execution_providers=["CPUExecutionProvider"],
+                pip_requirements=requirements,
+                # The served example is checked by the tests; an ONNX-only example would be
+                # refused by the python_function flavor's feature-column input.
+                validate_serving_input=False,
             )
             client.log_artifacts(run_id, str(bundle_dir), BUNDLE_ARTIFACT_PATH)
             for plot in plot_paths:
@@ -206,10 +237,21 @@ class MlflowRegistry:
         """Remove ``alias`` (a no-op when the model has no such alias)."""
         self._client().delete_registered_model_alias(model_name, alias)
 
-    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str | None]) -> None:
+        """Set the version's tags; a tag whose value is None is removed (if present)."""
+        from mlflow.exceptions import MlflowException
+
         client = self._client()
-        for key, value in _string_tags(tags).items():
-            client.set_model_version_tag(model_name, str(version), key, value)
+        for key, value in tags.items():
+            if value is not None:
+                text = _truncate(str(value), MAX_TAG_LENGTH)
+                client.set_model_version_tag(model_name, str(version), str(key), text)
+                continue
+            try:
+                client.delete_model_version_tag(model_name, str(version), str(key))
+            except MlflowException as error:
+                if error.error_code != _DOES_NOT_EXIST:
+                    raise
 
     def list_models(self, prefix: str = "huleedu-") -> list[dict]:
         """Registered models named ``prefix...`` with their versions (by version number).
@@ -363,7 +405,9 @@ class MlflowRegistry:
         if experiment is None:
             try:
                 return client.create_experiment(
-                    self.experiment_name, artifact_location=self.resolved_artifact_location()
+                    self.experiment_name,
+                    artifact_location=self.resolved_artifact_location(),
+                    tags={EXPERIMENT_KIND_TAG: CLASSIC_ML_KIND},
                 )
             except MlflowException as error:  # created meanwhile by another process
                 if error.error_code not in _ALREADY_EXISTS:
@@ -373,6 +417,10 @@ class MlflowRegistry:
             raise RuntimeError(
                 f"MLflow experiment {self.experiment_name!r} is deleted at {self.tracking_uri}; "
                 "restore it (`mlflow experiments restore`) or set another experiment_name"
+            )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # created before the kind was set
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML_KIND
             )
         return experiment.experiment_id
 
@@ -429,6 +477,36 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _served_requirements() -> list[str]:
+    """``SERVED_REQUIREMENTS`` pinned to the installed versions (no inference)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in SERVED_REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def _log_datasets(datasets: Sequence[LoggedDataset]) -> None:
+    """Log each dataset as an input of the active run, with its context."""
+    if not datasets:
+        return
+    import mlflow
+    from mlflow.data.polars_dataset import from_polars
+
+    mlflow.log_inputs(
+        datasets=[
+            from_polars(dataset.frame, targets=dataset.targets, name=dataset.name)
+            for dataset in datasets
+        ],
+        contexts=[dataset.context for dataset in datasets],
+        tags_list=[None] * len(datasets),
+    )
 
 
 def _as_onnx_input_dtype(onnx_model: Any, example: np.ndarray) -> np.ndarray:

@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import polars as pl
+
 RUN_ID_TAG = "run_id"
 ONNX_SHA256_TAG = "onnx_sha256"
+CHAMPION_REASON_TAG = "huleedu.champion_reason"
+CHAMPION_SINCE_TAG = "huleedu.champion_since"
+CHAMPION_REPORT_TAG = "huleedu.report_uri"
+"""On the champion version only (moved with the alias): why it serves, since when (ISO 8601,
+UTC) and the validation report it was promoted on, as recorded in `model_promotions`."""
 
 
 class ModelVersionNotFoundError(LookupError):
@@ -38,6 +46,22 @@ class ModelVersionRef:
         return f"models:/{self.name}/{self.version}"
 
 
+@dataclass(frozen=True)
+class LoggedDataset:
+    """A dataset a training run read, logged as one of the run's inputs.
+
+    *context* says what the run did with it: ``training``, ``validation`` (early stopping,
+    calibration, the validation metrics) or ``holdout`` (the test split behind ``test_*``).
+    *frame* holds one row per essay (identifiers, label, feature hash): the features
+    themselves follow from the feature hash and version, so they are not repeated."""
+
+    name: str
+    context: str
+    frame: pl.DataFrame
+    targets: str | None = None
+    """The label column of *frame*."""
+
+
 @runtime_checkable
 class ModelRegistry(Protocol):
     """Registered model versions, their aliases and tags, and the runs that produced them."""
@@ -56,8 +80,14 @@ class ModelRegistry(Protocol):
         tags: dict[str, str],
         plots: Sequence[Path] = (),
         alias: str = "challenger",
+        feature_example: np.ndarray | None = None,
+        datasets: Sequence[LoggedDataset] = (),
     ) -> ModelVersionRef:
-        """Record one training run with its ONNX model and bundle; register it under ``alias``."""
+        """Record one training run with its ONNX model and bundle; register it under ``alias``.
+
+        ``feature_example``: a few rows of the bundle's feature columns; when given, the
+        registered version is servable as registered (decoded labels from feature columns).
+        ``datasets``: the run's inputs (training, validation and holdout splits)."""
         ...
 
     def get_version(self, model_name: str, alias: str) -> ModelVersionRef | None:
@@ -74,7 +104,9 @@ class ModelRegistry(Protocol):
         """Remove ``alias`` (a no-op when the model has no such alias)."""
         ...
 
-    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str | None]) -> None:
+        """Set the version's tags; a tag whose value is None is removed (if present)."""
+        ...
 
     def list_models(self, prefix: str = "huleedu-") -> list[dict]:
         """Registered models named ``prefix...`` with their versions (by version number)."""

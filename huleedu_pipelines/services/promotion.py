@@ -49,6 +49,11 @@ from huleedu_pipelines.modeling.names import CHAMPION
 from huleedu_pipelines.modeling.rater_agreement import RaterAgreement
 from huleedu_pipelines.modeling.report import render_markdown
 from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
+from huleedu_pipelines.registry.protocol import (
+    CHAMPION_REASON_TAG,
+    CHAMPION_REPORT_TAG,
+    CHAMPION_SINCE_TAG,
+)
 from huleedu_pipelines.services.gaming import (
     GamedFeatures,
     GamingCheck,
@@ -587,7 +592,7 @@ def validate_challengers(
 def _record_validation(registry: ModelRegistry, run_id: str, result: ModelValidation) -> None:
     registry.log_run_artifacts(run_id, result.report_path.parent, "validation_report")
     registry.log_run_metrics(
-        run_id, {f"validation_{k}": v for k, v in result.metrics.items() if np.isfinite(v)}
+        run_id, {f"holdout_{k}": v for k, v in result.metrics.items() if np.isfinite(v)}
     )
     registry.set_version_tags(
         result.model_name,
@@ -648,6 +653,8 @@ def move_alias(
     if the alias move fails, nothing is recorded; if the commit fails after it, the alias is
     moved back. The previous version is the one the product recorded; an alias that was moved
     outside the product (straight through the MLflow client) is named in the reason.
+    After the commit, a `champion` move copies the row's reason, time and report onto the
+    version's tags and removes them from the version it replaced (`_tag_champion`).
     """
     moved_from: Any = None  # the registry's version reference before the move
     moved = False
@@ -681,7 +688,30 @@ def move_alias(
             else:
                 registry.set_alias(model_name, alias, moved_from.version)
         raise
+    if alias == CHAMPION:
+        replaced = {recorded, moved_from.version if moved_from is not None else None}
+        _tag_champion(registry, row, replaced - {None, version})
     return row
+
+
+def _tag_champion(registry: ModelRegistry, row: Mapping[str, Any], replaced: set[str]) -> None:
+    """Why the new champion serves and since when, as version tags; gone from the ones it
+    replaced (a rollback has no report, so the restored version's old link is removed)."""
+    for previous in sorted(replaced):
+        registry.set_version_tags(
+            row["model_name"],
+            previous,
+            {CHAMPION_REASON_TAG: None, CHAMPION_SINCE_TAG: None, CHAMPION_REPORT_TAG: None},
+        )
+    registry.set_version_tags(
+        row["model_name"],
+        row["version"],
+        {
+            CHAMPION_REASON_TAG: row["reason"],
+            CHAMPION_SINCE_TAG: row["decided_at"].isoformat(),
+            CHAMPION_REPORT_TAG: row["report_uri"],
+        },
+    )
 
 
 def _shown(version: str | None) -> str:

@@ -1,6 +1,12 @@
 """Train and register: fit one model on the essays that carry its label, log it with the
 dataset it saw and the code that trained it, and register the version as `challenger`.
 
+Each version's MLflow run holds `test_<metric>` (the test split: the holdout validation
+gates on, never fitted on) and `validation_<metric>` (the same figures on the validation
+split, whose rows the stacked recipe fits on together with the training rows: they describe
+the fit, `test_*` the quality on new essays), and the three splits as dataset inputs
+(contexts `training`, `validation`, `holdout`).
+
 Returns one "model card" row per model (status, registered version, bundle location, test
 metrics); a model with too few labels is skipped with the reason instead of failing the run.
 """
@@ -28,7 +34,7 @@ from huleedu_pipelines.modeling.advisories import fit_advisories
 from huleedu_pipelines.modeling.bundle import ModelBundle
 from huleedu_pipelines.modeling.families import RegisteredModel, fit_recipe
 from huleedu_pipelines.modeling.training import SplitData, TrainingConfig
-from huleedu_pipelines.registry import ModelRegistry
+from huleedu_pipelines.registry import LoggedDataset, ModelRegistry
 
 MODEL_CARD_SCHEMA = {
     "model_name": pl.String,
@@ -172,8 +178,12 @@ def train_and_register(
     )
     bundle = with_advisories(bundle, reference_essays(feature_table, splits))
     X_test = feature_matrix(parts["test"])
-    ratings = parts["test"]["rating"] if model.skill else None
-    metrics = family.headline_metrics(target(parts["test"]), bundle.predict(X_test), ratings)
+    metrics = family.headline_metrics(
+        target(parts["test"]), bundle.predict(X_test), ratings(parts["test"])
+    )
+    validation_metrics = family.headline_metrics(
+        data.y_val, bundle.predict(data.X_val), data.ratings_val
+    )
     bundle_dir = bundle.save(run.bundle_dir(model.name))
     tags = _dataset_tags(parts, labels, "target") | {
         "dagster_run_id": run.run_id,
@@ -190,8 +200,11 @@ def train_and_register(
         output_example=bundle.onnx_raw_outputs(X_test[:5])[0],
         bundle_dir=bundle_dir,
         params=_flat_params(bundle),
-        metrics={f"test_{name}": value for name, value in metrics.items()},
+        metrics={f"test_{name}": value for name, value in metrics.items()}
+        | {f"validation_{name}": value for name, value in validation_metrics.items()},
         tags=tags,
+        feature_example=X_test[:5],
+        datasets=split_datasets(model.name, parts),
     )
     log.info(f"registered {model.name} version {ref.version} as challenger")
     return {
@@ -207,6 +220,28 @@ def train_and_register(
         "test_metrics": json.dumps(metrics, sort_keys=True),
         "message": f"version {ref.version} registered with alias challenger",
     }
+
+
+DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "holdout"}
+"""The MLflow input context of each split."""
+
+
+def split_datasets(model_name: str, parts: dict[str, pl.DataFrame]) -> list[LoggedDataset]:
+    """The splits a model was trained, tuned and tested on, as the run's dataset inputs: one
+    row per essay with its label (`target`; the teachers' `rating` for skills) and feature hash."""
+    datasets = []
+    for split, context in DATASET_CONTEXTS.items():
+        part = parts[split]
+        columns = [c for c in ("essay_id", "target", "rating", "feature_hash") if c in part.columns]
+        datasets.append(
+            LoggedDataset(
+                name=f"{model_name}-{split}",
+                context=context,
+                frame=part.select(columns),
+                targets="target",
+            )
+        )
+    return datasets
 
 
 def validation_essays(feature_table: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:

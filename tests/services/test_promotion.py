@@ -335,7 +335,7 @@ def test_validated_challengers_are_recorded_promoted_then_rolled_back(
     # The report, its figures and the verdict are recorded on the version's run and tags.
     run = fake_registry.runs[run_id]
     assert (run["artifacts"]["validation_report"] / "report.md").is_file()
-    assert run["metrics"]["validation_qwk"] == pytest.approx(1.0)
+    assert run["metrics"]["holdout_qwk"] == pytest.approx(1.0)
     tags = fake_registry.get_version_by_number(GRADE_MODEL, "1").tags
     assert tags["gate_verdict"] == "passed" and tags["validation_report"] == report["report_uri"]
     assert first.latency is not None and first.latency.n_models == 1
