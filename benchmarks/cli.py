@@ -56,6 +56,13 @@ def bench_inference_command(
     what explanations cost (HULEEDU_EXPLAIN_METHOD, Saabas vs TreeSHAP) and single-essay
     latency for all models."""
     from benchmarks.figures import bench_inference, print_figures
+
+    url = _postgres_server(postgres_url)
+    print_figures(bench_inference(essays, url, naive_essays=naive_essays, compiled=compiled))
+
+
+def _postgres_server(postgres_url: str | None) -> str:
+    """The PostgreSQL server a benchmark creates its temporary database on."""
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
@@ -65,7 +72,28 @@ def bench_inference_command(
     if url is None:
         typer.echo("error: give --postgres-url (the benchmark writes to PostgreSQL)", err=True)
         raise typer.Exit(2)
-    print_figures(bench_inference(essays, url, naive_essays=naive_essays, compiled=compiled))
+    return url
+
+
+POSTGRES_OPTION_HELP = (
+    "PostgreSQL server to write to (a temporary database is created and dropped); "
+    "default HULEEDU_TEST_POSTGRES_URL or a PostgreSQL HULEEDU_WAREHOUSE_URL."
+)
+
+
+@app.command("nightly")
+def bench_nightly_command(
+    essays: Annotated[int, typer.Option(help="Essays in the warehouse.")] = 100_000,
+    new_share: Annotated[
+        float, typer.Option(min=0.0001, max=1.0, help="Share of new essays on the night.")
+    ] = 0.01,
+    postgres_url: Annotated[str | None, typer.Option(help=POSTGRES_OPTION_HELP)] = None,
+) -> None:
+    """A night's selection and scoring beside a full backfill of the same warehouse
+    (wall time and essay text read), excluding embedding."""
+    from benchmarks.nightly import bench_nightly, print_nightly
+
+    print_nightly(bench_nightly(essays, _postgres_server(postgres_url), new_share=new_share))
 
 
 @app.command("quality")

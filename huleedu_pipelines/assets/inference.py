@@ -75,8 +75,9 @@ def inference_features(
 ) -> dg.Output[pl.DataFrame]:
     """Model inputs of the partition's essays to score: of its shard, those submitted or
     updated that day, or whose features changed since they were last scored (every essay of
-    the shard in a backfill). Built by the same cached feature path as training; essays whose
-    features cannot be computed are quarantined."""
+    the shard in a backfill). Outside a backfill only those essays' text is read (indexed
+    queries). Built by the same cached feature path as training; essays whose features cannot
+    be computed are quarantined."""
     day, shard = day_and_shard(context.partition_key)
     built = features_for_day(
         warehouse.migrated_engine(),
@@ -102,6 +103,8 @@ def inference_features(
             "quarantined_essays": dg.MetadataValue.int(len(built.quarantined)),
             "embeddings_computed": dg.MetadataValue.int(built.embeddings_computed),
             "embeddings_reused": dg.MetadataValue.int(built.embeddings_reused),
+            "essays_read": dg.MetadataValue.int(built.essays_read),
+            "essay_text_bytes_read": dg.MetadataValue.int(built.text_bytes_read),
         },
     )
 

@@ -180,7 +180,8 @@ def cj_features(comparisons: pl.DataFrame) -> pl.DataFrame:
       0.25 for coin-flip comparisons, above 0.25 when the essay's results were upsets;
     - ``cj_has_data``: 1.
 
-    An essay found in several batches gets one row: the inverse-variance-weighted mean of its
+    The result does not depend on the order of the rows. An essay found in several batches
+    gets one row: the inverse-variance-weighted mean of its
     batch abilities, the combined SE ``1 / sqrt(sum(1 / se**2))``, counts summed, win rate
     and comparison variance pooled over all its comparisons, and the rank from its most
     precise batch (smallest SE). Abilities from different batches are each centred on their
@@ -208,8 +209,12 @@ def cj_features(comparisons: pl.DataFrame) -> pl.DataFrame:
             f"{ {key: first[key] for key in COMPARISON_COLUMNS} }. Quarantine them upstream."
         )
 
+    # Fitted in one canonical order: the same comparisons read in another order (a night reads
+    # a few batches, a backfill the whole table) give bit-identical features, and so the same
+    # feature hash.
+    canonical = comparisons.select(COMPARISON_COLUMNS).sort(COMPARISON_COLUMNS)
     per_batch = [
-        _batch_features(batch) for _, batch in comparisons.group_by("batch_id", maintain_order=True)
+        _batch_features(batch) for _, batch in canonical.group_by("batch_id", maintain_order=True)
     ]
     if not per_batch:
         return pl.DataFrame(

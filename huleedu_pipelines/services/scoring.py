@@ -45,11 +45,8 @@ from huleedu_pipelines.modeling.bundle import BundlePrediction, ModelBundle
 from huleedu_pipelines.modeling.families import family_of
 from huleedu_pipelines.modeling.names import (
     ALL_MODELS,
-    BAND_MODEL,
-    CEFR_MODEL,
     CHALLENGER,
     CHAMPION,
-    GRADE_MODEL,
     SKILL_MODELS,
 )
 from huleedu_pipelines.registry import (
@@ -58,14 +55,15 @@ from huleedu_pipelines.registry import (
     load_registered_bundle,
 )
 from huleedu_pipelines.services.ingest import split_valid_rows
+from huleedu_pipelines.warehouse import nightly_selection
 from huleedu_pipelines.warehouse.bulk import write_frame
+from huleedu_pipelines.warehouse.nightly_selection import GRADE_VERSION_COLUMNS
 from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
 from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS, serving_versions
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
     essay_grade_predictions,
     essays,
-    prompts,
     skill_assessments,
 )
 from huleedu_pipelines.warehouse.writes import QuarantineEntry, write_quarantine
@@ -78,11 +76,6 @@ EXPLAIN_SCOPES = ("all", "needs_review", "none")
 TOP_FEATURES = 5
 SKILL_KEY = ("essay_id", "skill", "model_name", "model_version")
 GRADE_KEY = ("essay_id", "grade_model_version", "cefr_model_version", "ielts_band_model_version")
-GRADE_VERSION_COLUMNS = {
-    GRADE_MODEL: "grade_model_version",
-    CEFR_MODEL: "cefr_model_version",
-    BAND_MODEL: "ielts_band_model_version",
-}
 Log = Callable[[str], None]
 WRITERS = 2
 
@@ -107,15 +100,7 @@ def submitted_or_updated_on(day: dt.date) -> pl.Expr:
 
 def read_essays(connection: sa.Connection) -> pl.DataFrame:
     """Every essay with its prompt text (what the features depend on)."""
-    query = sa.select(
-        essays.c.essay_id,
-        essays.c.student_id,
-        essays.c.text,
-        essays.c.submitted_at,
-        essays.c.updated_at,
-        prompts.c.text.label("prompt_text"),
-    ).select_from(essays.outerjoin(prompts, essays.c.prompt_id == prompts.c.prompt_id))
-    return read_frame(connection, query.order_by(essays.c.essay_id))
+    return read_frame(connection, nightly_selection.essays_with_prompts())
 
 
 def read_comparisons(connection: sa.Connection) -> pl.DataFrame:
@@ -940,11 +925,63 @@ class DayFeatures:
     quarantined: list[QuarantineEntry]
     embeddings_computed: int
     embeddings_reused: int
+    essays_read: int = 0
+    """Essays whose text was read: the candidates and their CJ batch-mates (every essay in a
+    backfill)."""
+    text_bytes_read: int = 0
 
     def selected_because(self) -> dict[str, int]:
         return dict(
             self.table.group_by("selected_because").len().sort("selected_because").iter_rows()
         )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    essays: pl.DataFrame
+    """essays_with_prompts rows: the candidates and the batch-mates their comparisons name."""
+    candidates: pl.Series | None
+    """essay ids that may need scoring; None in a backfill (every essay)."""
+    comparisons: pl.DataFrame
+    current: pl.DataFrame
+    champions: dict[str, str]
+
+
+def _backfill_inputs(connection: sa.Connection) -> _Inputs:
+    return _Inputs(
+        read_essays(connection),
+        None,
+        read_comparisons(connection),
+        current_scores(connection),
+        serving_versions(connection, CHAMPION),
+    )
+
+
+def _night_inputs(
+    connection: sa.Connection, day: dt.date, shard: tuple[int, int] | None
+) -> _Inputs:
+    """What a night reads, through indexed queries: the candidates (submitted or updated on
+    `day`, in a CJ batch compared since `day` began, or lacking a champion's row), then the
+    text, batch comparisons and current scores of those essays only."""
+    champions = serving_versions(connection, CHAMPION)
+    start, end = day_window(day)
+    candidates = (
+        nightly_selection.submitted_or_updated_between(connection, start, end)
+        | nightly_selection.in_batches_compared_since(connection, start)
+        | nightly_selection.lacking_champion_rows(connection, champions)
+    )
+    if shard is not None:
+        index, count = shard
+        candidates = {essay_id for essay_id in candidates if shard_of(essay_id, count) == index}
+    comparisons = nightly_selection.read_batches_of(connection, candidates)
+    named = set(comparisons["essay_a_id"].to_list()) | set(comparisons["essay_b_id"].to_list())
+    return _Inputs(
+        nightly_selection.read_essays_by_id(connection, candidates | named),
+        pl.Series("essay_id", sorted(candidates), dtype=pl.String),
+        comparisons,
+        nightly_selection.read_current_scores_of(connection, candidates),
+        champions,
+    )
 
 
 def features_for_day(
@@ -964,35 +1001,37 @@ def features_for_day(
     build their features through the training path, and quarantine the essays that break an
     input rule or whose features cannot be computed.
 
-    Ingest's length limit applies here too: no essay costs minutes of embedding every night.
-    Outside a backfill only the day's broken essays are quarantined (older ones were already).
-    With `shard` (index, count) only the essays of that shard (`domain.shards.shard_of`) are
-    kept, right after the selection and before any feature is built."""
+    Outside a backfill the selection reads only the candidates (`_night_inputs`), so a night
+    costs what its new work costs, not what the warehouse holds. Ingest's length limit applies
+    here too: no essay costs minutes of embedding every night. Outside a backfill only the
+    day's broken essays are quarantined (older ones were already). With `shard` (index, count)
+    only the essays of that shard (`domain.shards.shard_of`) are kept, before any feature is
+    built."""
     with engine.connect() as connection:
-        all_essays = read_essays(connection)
-        comparisons = read_comparisons(connection)
-        current = current_scores(connection)
-        champions = serving_versions(connection, CHAMPION)
+        inputs = _backfill_inputs(connection) if backfill else _night_inputs(connection, day, shard)
+    read = inputs.essays
     valid, bad_essays = split_valid_rows(
-        all_essays, essays, lambda row: essay_text_problem(row["text"], max_essay_chars)
+        read, essays, lambda row: essay_text_problem(row["text"], max_essay_chars)
     )
     if not backfill:
-        on_day = set(all_essays.filter(submitted_or_updated_on(day))["essay_id"].to_list())
+        on_day = set(read.filter(submitted_or_updated_on(day))["essay_id"].to_list())
         bad_essays = [entry for entry in bad_essays if entry.source_key in on_day]
     known = set(valid["essay_id"].to_list())
     comparisons, _ = split_valid_rows(
-        comparisons,
+        inputs.comparisons,
         cj_comparison_pairs,
         lambda r: comparison_problem(r["essay_a_id"], r["essay_b_id"], r["winner_essay_id"], known),
     )
+    if inputs.candidates is not None:
+        valid = valid.filter(pl.col("essay_id").is_in(inputs.candidates.implode()))
     hashes = current_feature_hashes(
         valid.select("essay_id", "text", "prompt_text"), comparisons, feature_version(embedder)
     )
     selected = select_essays(
         valid.join(hashes.select("essay_id", "feature_hash"), on="essay_id"),
-        current,
+        inputs.current,
         None if backfill else day,
-        expected_current_rows(champions),
+        expected_current_rows(inputs.champions),
     )
     if shard is not None:
         index, count = shard
@@ -1002,7 +1041,8 @@ def features_for_day(
         log.info(f"shard {index} of {count}")
     log.info(
         f"{selected.height} essays to consider for {day} "
-        f"({'backfill' if backfill else 'new, updated or changed'}); building features"
+        f"({'backfill' if backfill else 'new, updated or changed'}), "
+        f"{read.height} essays read; building features"
     )
     build = build_scoring_features(selected, comparisons, cache_root, embedder, progress)
     quarantined = bad_essays + build.failures
@@ -1010,7 +1050,14 @@ def features_for_day(
         write_quarantine(connection, quarantined, run_id=run_id)
     for entry in quarantined[:20]:
         log.warning(f"quarantined essay {entry.source_key}: {entry.reason}")
-    return DayFeatures(build.table, quarantined, build.embeddings_computed, build.embeddings_reused)
+    return DayFeatures(
+        build.table,
+        quarantined,
+        build.embeddings_computed,
+        build.embeddings_reused,
+        essays_read=read.height,
+        text_bytes_read=int(read["text"].str.len_bytes().sum() or 0),
+    )
 
 
 class NoChampionError(RuntimeError):

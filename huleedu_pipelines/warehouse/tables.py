@@ -271,5 +271,26 @@ INPUT_TABLES = (
 )
 
 sa.Index("ix_essays_updated_at", essays.c.updated_at)
+# The night's selection (`warehouse.nightly_selection`) finds its candidates through these.
+sa.Index("ix_essays_submitted_at", essays.c.submitted_at)
+sa.Index("ix_cj_comparison_pairs_created_at", cj_comparison_pairs.c.created_at)
+sa.Index("ix_cj_comparison_pairs_batch_id", cj_comparison_pairs.c.batch_id)
+sa.Index("ix_cj_comparison_pairs_essay_a_id", cj_comparison_pairs.c.essay_a_id)
+sa.Index("ix_cj_comparison_pairs_essay_b_id", cj_comparison_pairs.c.essay_b_id)
+# "Which essays lack a row from this champion" reads these alone (index-only anti-joins).
+sa.Index(
+    "ix_skill_assessments_model",
+    skill_assessments.c.model_name,
+    skill_assessments.c.model_version,
+    skill_assessments.c.skill,
+    skill_assessments.c.essay_id,
+)
+sa.Index(
+    "ix_essay_grade_predictions_versions",
+    essay_grade_predictions.c.grade_model_version,
+    essay_grade_predictions.c.cefr_model_version,
+    essay_grade_predictions.c.ielts_band_model_version,
+    essay_grade_predictions.c.essay_id,
+)
 
 TABLES_BY_NAME: dict[str, sa.Table] = dict(metadata.tables)

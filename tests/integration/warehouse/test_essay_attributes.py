@@ -219,7 +219,7 @@ def test_a_home_created_before_attributes_gets_the_table(warehouse_url: str, tmp
     summary = import_csv(
         engine, write(tmp_path, "essay,group_school\nAn essay.,Ekskolan\n"), source="school"
     )
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     assert summary.attributes_imported == 1
     assert list(stored_attributes(engine).values()) == ["Ekskolan"]
     engine.dispose()

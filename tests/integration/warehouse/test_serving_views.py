@@ -110,5 +110,5 @@ def test_two_processes_migrating_a_new_warehouse_take_turns(warehouse_url: str) 
     errors = [process.communicate(timeout=300)[1].decode() for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], errors
     engine = make_engine(warehouse_url)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     engine.dispose()

@@ -253,3 +253,24 @@ def test_attach_accepts_a_series_and_no_features() -> None:
 
     assert attached["cj_has_data"].to_list() == [0, 0]
     assert attached["cj_bt_ability"].null_count() == 2
+
+
+def test_cj_features_are_bit_identical_whatever_the_row_order() -> None:
+    """A night reads a few batches in index order, a backfill the whole table: the features,
+    and so the feature hashes, must not depend on the order the rows came in."""
+    rng = np.random.default_rng(4)
+    essays = [f"e{i:02d}" for i in range(30)]
+    rows = []
+    for k in range(400):
+        batch = f"b{k % 3}"
+        a, b = rng.choice(10, size=2, replace=False) + 10 * (k % 3) - (5 if k % 3 else 0)
+        a, b = essays[max(a, 0)], essays[max(b, 0)]
+        if a == b:
+            continue
+        rows.append((batch, a, b, a if rng.random() < 0.6 else b))
+    comparisons = pl.DataFrame(
+        rows, schema=["batch_id", "essay_a_id", "essay_b_id", "winner_essay_id"], orient="row"
+    )
+    shuffled = comparisons.sample(fraction=1.0, shuffle=True, seed=9)
+
+    assert cj_features(shuffled).equals(cj_features(comparisons))
