@@ -344,8 +344,9 @@ def _holdout_or_exit(settings):
         raise typer.Exit(EXIT_USAGE) from error
 
 
-def _validate(name: str, version: str, registry, settings, holdout):
-    """Gates for one version on the last training run's holdout, against today's champion."""
+def _validate(name: str, version: str, registry, settings, holdout, purpose: str):
+    """Gates for one version on the last training run's holdout, against today's champion,
+    in a new report named after `purpose` (a written report is never changed)."""
     from huleedu_pipelines.services.promotion import ValidationPolicy, validate_registered
 
     policy = ValidationPolicy(
@@ -355,7 +356,7 @@ def _validate(name: str, version: str, registry, settings, holdout):
         reports_dir=settings.reports_dir,
         gaming=settings.gaming_check(),
     )
-    return validate_registered(registry, holdout, policy, name, version)
+    return validate_registered(registry, holdout, policy, name, version, purpose)
 
 
 @registry_app.command("compare")
@@ -365,13 +366,18 @@ def registry_compare(name: str, first: str, second: str) -> None:
     settings, registry = _registry()
     versions = [_known_version(registry, name, version) for version in (first, second)]
     holdout = _holdout_or_exit(settings)
-    results = [_validate(name, version, registry, settings, holdout) for version in versions]
+    from huleedu_pipelines.services.promotion import write_comparison
+
+    results = [
+        _validate(name, version, registry, settings, holdout, "compare") for version in versions
+    ]
     typer.echo(f"{'metric':<28} {'v' + first:>12} {'v' + second:>12} {'delta':>10}")
     for metric in results[0].metrics:
         a, b = results[0].metrics[metric], results[1].metrics.get(metric, float("nan"))
         typer.echo(f"{metric:<28} {a:>12.4f} {b:>12.4f} {b - a:>+10.4f}")
     for result in results:
         typer.echo(f"v{result.version}: {result.verdict}  ({result.report_path})")
+    typer.echo(f"comparison: {write_comparison(settings.reports_dir, *results)}")
 
 
 @registry_app.command("promote")
@@ -394,7 +400,7 @@ def registry_promote(
     _known_model(name)
     settings, registry = _registry()
     _known_version(registry, name, version)
-    result = _validate(name, version, registry, settings, _holdout_or_exit(settings))
+    result = _validate(name, version, registry, settings, _holdout_or_exit(settings), "promote")
     typer.echo(result.verdict)
     engine = cached_engine(settings.resolved_warehouse_url)
     migrate(engine)

@@ -8,6 +8,7 @@ champion is recorded in `model_promotions`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ from huleedu_pipelines.modeling.gates import (
 )
 from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
 from huleedu_pipelines.modeling.names import CHAMPION
+from huleedu_pipelines.modeling.plots import REPORT_FILENAME
 from huleedu_pipelines.modeling.rater_agreement import RaterAgreement
 from huleedu_pipelines.modeling.report import render_markdown
 from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
@@ -228,6 +230,25 @@ class ModelValidation:
         )
 
 
+def report_folder(reports_dir: Path, model_name: str, version: str, purpose: str) -> Path:
+    """A new, empty folder for a report on `version`: `<model>/v<version>/` for the first
+    validation (the one training writes), else `<model>/v<version>/<purpose>-<UTC time>/`, so
+    a later comparison or promotion never rewrites the report a decision was based on."""
+    base = reports_dir / model_name / f"v{version}"
+    if purpose == "validation" and not (base / REPORT_FILENAME).exists():
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1000):
+        folder = base / (f"{purpose}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no free report folder under {base}")
+
+
 def validate_version(
     *,
     model_name: str,
@@ -243,8 +264,10 @@ def validate_version(
     oracle_qwk: float | None = None,
     gamed: GamedFeatures | None = None,
     gaming_tolerance_sd: float = 0.0,
+    purpose: str = "validation",
 ) -> ModelValidation:
-    """Report and gates for one version on the holdout; writes report.md and plots.
+    """Report and gates for one version on the holdout; writes report.md and plots into a
+    folder of their own (`report_folder`): a written report is never changed.
 
     What is reported, compared with the champion and with the trivial and ridge baselines
     (fitted on the holdout's training split), gated and drawn is the model's family's
@@ -259,8 +282,7 @@ def validate_version(
     X = feature_matrix(test)
     prediction = bundle.predict(X)
     parity = family.parity(bundle, X)
-    folder = reports_dir / model_name / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = report_folder(reports_dir, model_name, version, purpose)
     evidence = HoldoutEvidence(
         model=model,
         rows=test,
@@ -610,10 +632,12 @@ def validate_registered(
     policy: ValidationPolicy,
     model_name: str,
     version: str,
+    purpose: str,
 ) -> ModelValidation:
     """Gates for one registered version on the last training run's holdout, against today's
-    champion (what `registry compare` and `registry promote` decide on). The bundle is the
-    registered one, verified; latency is this model's alone on its holdout rows."""
+    champion (what `registry compare` and `registry promote` decide on), in a report of its
+    own named after `purpose`. The bundle is the registered one, verified; latency is this
+    model's alone on its holdout rows."""
 
     bundle = load_registered_bundle(registry, model_name, version)
     test = holdout.rows(model_name, policy.high_skill_threshold)
@@ -630,7 +654,36 @@ def validate_registered(
         reports_dir=policy.reports_dir,
         gamed=gamed_holdout_features(holdout, policy),
         gaming_tolerance_sd=policy.gaming.tolerance_sd if policy.gaming else 0.0,
+        purpose=purpose,
     )
+
+
+def write_comparison(reports_dir: Path, first: ModelValidation, second: ModelValidation) -> Path:
+    """A document of its own for `registry compare`: the two versions' metrics side by side on
+    the same holdout essays, their verdicts and links to their reports (written for this
+    comparison, so neither version's training report is changed)."""
+    folder = report_folder(
+        reports_dir, first.model_name, f"{first.version}-v{second.version}", "compare"
+    )
+    lines = [
+        f"# {first.model_name}: v{first.version} vs v{second.version}",
+        "",
+        f"Compared on the last training run's holdout, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"| metric | v{first.version} | v{second.version} | delta |",
+        "|---|---:|---:|---:|",
+    ]
+    for metric, a in first.metrics.items():
+        b = second.metrics.get(metric, float("nan"))
+        lines.append(f"| {metric} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
+    lines.append("")
+    for result in (first, second):
+        link = result.report_path.relative_to(reports_dir / first.model_name).as_posix()
+        lines.append(f"- v{result.version}: {result.verdict} ([report](../../{link}))")
+    path = folder / REPORT_FILENAME
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------- promotion

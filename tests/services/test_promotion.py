@@ -28,6 +28,7 @@ from huleedu_pipelines.services.promotion import (
     rollback_champion,
     validate_challengers,
     validate_registered,
+    write_comparison,
 )
 from huleedu_pipelines.services.training import MODEL_CARD_SCHEMA
 from huleedu_pipelines.warehouse.queries import read_frame
@@ -381,7 +382,7 @@ def test_a_failed_version_keeps_the_champion_unless_an_operator_forces_it(
 ) -> None:
     version = fake_registry.register(GRADE_MODEL, grade_bundle)
     result = validate_registered(
-        fake_registry, grade_holdout(grade_bundle, shift=4), policy, GRADE_MODEL, version
+        fake_registry, grade_holdout(grade_bundle, shift=4), policy, GRADE_MODEL, version, "promote"
     )
     assert not result.passed and result.version == version
 
@@ -404,3 +405,32 @@ def test_a_failed_version_keeps_the_champion_unless_an_operator_forces_it(
     reason = _rows(sqlite_warehouse, model_promotions)["reason"].to_list()
     assert reason == [f"forced by operator: known label problem; gates: {result.verdict}"]
     assert _rows(sqlite_warehouse, serving_models)["version"].to_list() == [version]
+
+
+def test_a_written_report_is_never_rewritten_and_a_comparison_writes_its_own(
+    fake_registry: FakeRegistry,
+    grade_bundle: ModelBundle,
+    policy: ValidationPolicy,
+    grade_holdout,
+) -> None:
+    holdout = grade_holdout(grade_bundle)
+    first = validate_on_holdout(holdout, grade_bundle, policy)
+    written = first.report_path.read_text()
+    version = fake_registry.register(GRADE_MODEL, grade_bundle)
+
+    again = validate_on_holdout(holdout, grade_bundle, policy)
+    compared = [
+        validate_registered(fake_registry, holdout, policy, GRADE_MODEL, v, "compare")
+        for v in (version, version)
+    ]
+    comparison = write_comparison(policy.reports_dir, *compared)
+
+    assert first.report_path.read_text() == written
+    paths = {first.report_path, again.report_path, *(r.report_path for r in compared)}
+    assert len(paths) == 4 and all(path.is_file() for path in paths)
+    assert again.report_path.parent.name.startswith("validation-")
+    assert all(r.report_path.parent.name.startswith("compare-") for r in compared)
+    document = comparison.read_text()
+    assert f"| qwk | {compared[0].metrics['qwk']:.4f} |" in document
+    assert document.count("[report](") == 2
+    assert comparison not in paths
