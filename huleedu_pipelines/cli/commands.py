@@ -19,7 +19,10 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-EssaysOption = Annotated[int, typer.Option("--essays", help="Number of essays to generate.")]
+EssaysOption = Annotated[
+    int | None,
+    typer.Option("--essays", help="Number of essays to generate [default: HULEEDU_DEMO_ESSAYS]."),
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed of the generator.")]
 AsOfOption = Annotated[
     dt.datetime | None,
@@ -28,7 +31,7 @@ AsOfOption = Annotated[
 BadRowsOption = Annotated[int, typer.Option("--bad-rows", help="Malformed rows to inject.")]
 
 
-def _seed(n_essays: int, seed: int, as_of: dt.date, bad_rows: int) -> None:
+def _seed(n_essays: int | None, seed: int, as_of: dt.date, bad_rows: int) -> None:
     from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
     from huleedu_pipelines.settings import get_settings
     from huleedu_pipelines.warehouse.engine import cached_engine
@@ -36,7 +39,7 @@ def _seed(n_essays: int, seed: int, as_of: dt.date, bad_rows: int) -> None:
     settings = get_settings()
     summary = seed_demo_warehouse(
         cached_engine(settings.resolved_warehouse_url),
-        n_essays=n_essays,
+        n_essays=settings.demo_essays if n_essays is None else n_essays,
         seed=seed,
         as_of=as_of,
         bad_rows=bad_rows,
@@ -52,7 +55,7 @@ def _seed(n_essays: int, seed: int, as_of: dt.date, bad_rows: int) -> None:
 
 @app.command("seed-demo")
 def seed_demo(
-    essays: EssaysOption = 2000,
+    essays: EssaysOption = None,
     seed: SeedOption = 7,
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 0,
@@ -149,7 +152,7 @@ def _exit_on_failed_training(summary) -> None:
 
 @app.command(epilog=TRAINING_EXIT_CODES)
 def demo(
-    essays: EssaysOption = 2000,
+    essays: EssaysOption = None,
     seed: SeedOption = 7,
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 20,
