@@ -120,7 +120,7 @@ def inference_features(
             owners=OWNERS,
             freshness_policy=NIGHTLY_FRESHNESS,
             description=(
-                "Per essay and skill: P(high skill), confidence and the five largest TreeSHAP "
+                "Per essay and skill: P(high skill), confidence and the five largest "
                 "contributions, from the champion skill models (challenger rows beside them "
                 "with model_alias 'challenger')."
             ),

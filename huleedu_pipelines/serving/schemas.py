@@ -46,7 +46,8 @@ class SkillScore(BaseModel):
     score: float = Field(description="P(high skill), calibrated.")
     confidence: float
     top_features: list[TopFeature] | None = Field(
-        description="The largest TreeSHAP contributions (in the booster's raw units)."
+        description="The largest contributions to the booster's raw output "
+        "(HULEEDU_EXPLAIN_METHOD: Saabas path attribution by default, or TreeSHAP)."
     )
     model_name: str
     model_version: str
