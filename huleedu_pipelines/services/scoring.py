@@ -58,7 +58,7 @@ from huleedu_pipelines.services.ingest import split_valid_rows
 from huleedu_pipelines.warehouse import nightly_selection
 from huleedu_pipelines.warehouse.bulk import write_frame
 from huleedu_pipelines.warehouse.nightly_selection import GRADE_VERSION_COLUMNS
-from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
+from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, in_values, read_frame
 from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS, serving_versions
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
@@ -426,7 +426,7 @@ def _needs(
     current feature_hash; `new` marks rows with no row under the key at all."""
     where = list(key_filter)
     if features.height <= IN_LIST_LIMIT:  # a night's few essays: use the unique key's index
-        where.append(table.c.essay_id.in_(features["essay_id"].to_list()))
+        where.append(in_values(connection, table.c.essay_id, features["essay_id"].to_list()))
     existing = read_frame(
         connection,
         sa.select(table.c.essay_id, table.c.feature_hash, table.c.model_alias).where(*where),
@@ -965,11 +965,10 @@ def _night_inputs(
     text, batch comparisons and current scores of those essays only."""
     champions = serving_versions(connection, CHAMPION)
     start, end = day_window(day)
-    candidates = (
-        nightly_selection.submitted_or_updated_between(connection, start, end)
-        | nightly_selection.in_batches_compared_since(connection, start)
-        | nightly_selection.lacking_champion_rows(connection, champions)
-    )
+    candidates = nightly_selection.submitted_or_updated_between(
+        connection, start, end
+    ) | nightly_selection.in_batches_compared_since(connection, start)
+    candidates |= nightly_selection.lacking_champion_rows(connection, champions, candidates)
     if shard is not None:
         index, count = shard
         candidates = {essay_id for essay_id in candidates if shard_of(essay_id, count) == index}

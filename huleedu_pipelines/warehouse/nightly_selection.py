@@ -10,13 +10,15 @@ the comparisons and the current scores are then read for the selected essays alo
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from huleedu_pipelines.modeling.names import BAND_MODEL, CEFR_MODEL, GRADE_MODEL, SKILL_MODELS
-from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, read_frame
+from huleedu_pipelines.warehouse.queries import IN_LIST_LIMIT, in_values, read_frame
 from huleedu_pipelines.warehouse.serving import CURRENT_VIEWS
 from huleedu_pipelines.warehouse.tables import (
     cj_comparison_pairs,
@@ -89,32 +91,80 @@ def in_batches_compared_since(connection: sa.Connection, since: dt.datetime) -> 
     )
 
 
-def lacking_champion_rows(connection: sa.Connection, champions: Mapping[str, str]) -> set[str]:
-    """Essays without a row from a model that is champion now: one anti-join per skill
-    champion, and one for the grade row, each on its table's unique key (an index-only probe
-    per essay, no text read). A new champion therefore selects every essay once."""
-    missing: set[str] = set()
-    for skill, name in SKILL_MODELS.items():
-        if name not in champions:
-            continue
-        scored = sa.select(sa.literal(1)).where(
-            skill_assessments.c.essay_id == essays.c.essay_id,
-            skill_assessments.c.skill == skill,
-            skill_assessments.c.model_name == name,
-            skill_assessments.c.model_version == champions[name],
+def _count(connection: sa.Connection, table: sa.Table, *where: Any) -> int:
+    return int(
+        connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+    )
+
+
+def _counts_among(
+    connection: sa.Connection, table: sa.Table, ids: Sequence[str], key: Sequence[str]
+) -> Counter[tuple]:
+    """Rows of `table` whose essay is one of `ids`, counted by the values of the `key`
+    columns (one grouped query per chunk, through the unique key's index)."""
+    counts: Counter[tuple] = Counter()
+    columns = [table.c[name] for name in key]
+    for chunk in _chunks(ids):
+        query = (
+            sa.select(*columns, sa.func.count())
+            .where(in_values(connection, table.c.essay_id, chunk))
+            .group_by(*columns)
         )
-        missing |= _ids(connection, sa.select(essays.c.essay_id).where(~scored.exists()))
+        for *values, count in connection.execute(query):
+            counts[tuple(values)] += count
+    return counts
+
+
+def _champion_outputs(champions: Mapping[str, str]) -> list[tuple[sa.Table, dict[str, str]]]:
+    """The rows each champion output is made of, as its table and column values: one per
+    skill champion, and one grade row keyed by the grade, CEFR and band champions together."""
+    outputs = [
+        (
+            skill_assessments,
+            {"skill": skill, "model_name": name, "model_version": champions[name]},
+        )
+        for skill, name in SKILL_MODELS.items()
+        if name in champions
+    ]
     if any(name in champions for name in GRADE_VERSION_COLUMNS):
-        table = essay_grade_predictions
-        scored = sa.select(sa.literal(1)).where(
-            table.c.essay_id == essays.c.essay_id,
-            *(
-                table.c[column] == champions.get(name, "")
-                for name, column in GRADE_VERSION_COLUMNS.items()
-            ),
+        outputs.append(
+            (
+                essay_grade_predictions,
+                {column: champions.get(name, "") for name, column in GRADE_VERSION_COLUMNS.items()},
+            )
         )
+    return outputs
+
+
+def lacking_champion_rows(
+    connection: sa.Connection, champions: Mapping[str, str], known: Iterable[str] = ()
+) -> set[str]:
+    """Essays outside `known` (candidates selected anyway) without a row from a model that is
+    champion now. A new champion therefore selects every essay once.
+
+    Counts settle most nights without a sweep: when a champion's rows outside `known` are as
+    many as the essays outside it, every one of those essays has its row (the unique key
+    allows one per essay, and essays are never deleted, so no row lacks its essay). Only
+    otherwise does an anti-join on the table's covering index look for the missing essays."""
+    known_ids = sorted(set(known))
+    outputs = _champion_outputs(champions)
+    if not outputs:
+        return set()
+    others = _count(connection, essays) - sum(
+        _counts_among(connection, essays, known_ids, ()).values()
+    )
+    among: dict[str, Counter[tuple]] = {}
+    missing: set[str] = set()
+    for table, values in outputs:
+        if table.name not in among:
+            among[table.name] = _counts_among(connection, table, known_ids, list(values))
+        where = [table.c[column] == value for column, value in values.items()]
+        rows_outside = _count(connection, table, *where) - among[table.name][tuple(values.values())]
+        if rows_outside == others:
+            continue
+        scored = sa.select(sa.literal(1)).where(table.c.essay_id == essays.c.essay_id, *where)
         missing |= _ids(connection, sa.select(essays.c.essay_id).where(~scored.exists()))
-    return missing
+    return missing - set(known_ids)
 
 
 def read_essays_by_id(connection: sa.Connection, essay_ids: Iterable[str]) -> pl.DataFrame:
@@ -122,7 +172,7 @@ def read_essays_by_id(connection: sa.Connection, essay_ids: Iterable[str]) -> pl
     query = essays_with_prompts()
     ordered = sorted(set(essay_ids))
     frames = [
-        read_frame(connection, query.where(essays.c.essay_id.in_(chunk)))
+        read_frame(connection, query.where(in_values(connection, essays.c.essay_id, chunk)))
         for chunk in _chunks(ordered)
     ]
     return pl.concat(frames) if frames else read_frame(connection, query.where(sa.false()))
@@ -137,11 +187,17 @@ def read_batches_of(connection: sa.Connection, essay_ids: Iterable[str]) -> pl.D
         batches |= _ids(
             connection,
             sa.select(pairs.batch_id).where(
-                sa.or_(pairs.essay_a_id.in_(chunk), pairs.essay_b_id.in_(chunk))
+                sa.or_(
+                    in_values(connection, pairs.essay_a_id, chunk),
+                    in_values(connection, pairs.essay_b_id, chunk),
+                )
             ),
         )
     frames = [
-        read_frame(connection, sa.select(cj_comparison_pairs).where(pairs.batch_id.in_(chunk)))
+        read_frame(
+            connection,
+            sa.select(cj_comparison_pairs).where(in_values(connection, pairs.batch_id, chunk)),
+        )
         for chunk in _chunks(sorted(batches))
     ]
     return (
@@ -157,7 +213,9 @@ def read_current_scores_of(connection: sa.Connection, essay_ids: Iterable[str]) 
     frames = [
         read_frame(
             connection,
-            sa.select(view.c.essay_id, view.c.feature_hash).where(view.c.essay_id.in_(chunk)),
+            sa.select(view.c.essay_id, view.c.feature_hash).where(
+                in_values(connection, view.c.essay_id, chunk)
+            ),
         )
         for view in CURRENT_VIEWS
         for chunk in _chunks(ordered)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 import sqlalchemy as sa
 
@@ -10,6 +12,20 @@ from huleedu_pipelines.warehouse.tables import UtcDateTime
 IN_LIST_LIMIT = 5000
 """Most values bound into one `IN (...)`: beyond it a query reads the whole table (or goes in
 chunks), which is cheaper than a statement with tens of thousands of parameters."""
+
+
+def in_values(
+    connection: sa.Connection, column: sa.ColumnElement, values: Iterable[object]
+) -> sa.ColumnElement[bool]:
+    """`column IN values`, for a connection of either dialect. On PostgreSQL it is
+    `column = ANY(:values)` with one array parameter: the index is used the same way, and the
+    driver does not parse a placeholder per value (about 10 ms per thousand ids)."""
+    values = list(values)
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def polars_dtype(column_type: sa.types.TypeEngine) -> pl.DataType:

@@ -331,6 +331,59 @@ def test_candidates_come_from_the_window_the_batches_and_missing_rows(warehouse)
         assert nightly_selection.lacking_champion_rows(connection, {}) == set()
         every = {"new", "edited", "late", "a", "b", "c", "d"}
         assert nightly_selection.lacking_champion_rows(connection, {GRAMMAR: "1"}) == every
+        assert nightly_selection.lacking_champion_rows(
+            connection, {GRAMMAR: "1"}, known={"new", "a", "not-an-essay"}
+        ) == every - {"new", "a"}
+
+
+def test_counts_spare_the_sweep_only_when_every_essay_outside_the_candidates_has_its_row(
+    warehouse,
+) -> None:
+    names = ["new", "edited", "a", "b", "c"]
+    with warehouse.begin() as connection:
+        connection.execute(
+            sa.insert(essays),
+            [
+                {"essay_id": n, "source": "t", "text": "x", "submitted_at": _at(AS_OF)}
+                for n in names
+            ],
+        )
+        connection.execute(
+            sa.insert(skill_assessments),
+            [
+                {
+                    "student_id": None,
+                    "essay_id": essay_id,
+                    "skill": "grammar",
+                    "score": 3.0,
+                    "confidence": 0.9,
+                    "model_name": GRAMMAR,
+                    "model_version": version,
+                    "model_alias": CHAMPION,
+                    "feature_hash": "h",
+                    "scored_at": _at(AS_OF),
+                }
+                for essay_id, version in [("a", "1"), ("b", "1"), ("c", "1"), ("new", "0")]
+            ],
+        )
+    sweeps: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        if "EXISTS" in statement.upper():
+            sweeps.append(statement)
+
+    sa.event.listen(warehouse, "before_cursor_execute", record)
+    try:
+        with warehouse.connect() as connection:
+            champions = {GRAMMAR: "1"}
+            lacking = nightly_selection.lacking_champion_rows
+            assert lacking(connection, champions, known={"new", "edited", "a"}) == set()
+            assert sweeps == []  # the counts proved it
+            assert lacking(connection, champions, known={"new"}) == {"edited"}
+            assert lacking(connection, champions) == {"new", "edited"}
+            assert len(sweeps) == 2
+    finally:
+        sa.event.remove(warehouse, "before_cursor_execute", record)
 
 
 def read_frame_ids(engine: sa.Engine) -> list[str]:
