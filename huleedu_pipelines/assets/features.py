@@ -7,7 +7,6 @@ import polars as pl
 
 from huleedu_pipelines.assets.metadata import OWNERS, frame_metadata, k8s_step_resources
 from huleedu_pipelines.features.build import (
-    EMBEDDING_COLUMNS,
     MODEL_FEATURE_COLUMNS,
     assemble_feature_table,
     cached_embeddings,
@@ -93,8 +92,7 @@ def essay_embeddings(
     frame = _per_essay(keyed, result.frame)
     return dg.Output(
         frame,
-        metadata=frame_metadata(frame.select("essay_id", CONTENT_HASH, *EMBEDDING_COLUMNS[:6]))
-        | {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+        metadata=frame_metadata(frame, preview_columns=8)
         | _cache_metadata(result.computed, result.reused),
     )
 
@@ -128,12 +126,10 @@ def feature_table(
         cj_features,
         version,
     )
-    preview = table.select("essay_id", "feature_hash", *[s.name for s in TEXT_FEATURES[:6]])
     return dg.Output(
         table,
-        metadata=frame_metadata(preview)
+        metadata=frame_metadata(table)
         | {
-            "dagster/row_count": dg.MetadataValue.int(table.height),
             "feature_version": dg.MetadataValue.text(version),
             "feature_columns": dg.MetadataValue.int(len(MODEL_FEATURE_COLUMNS)),
         },
