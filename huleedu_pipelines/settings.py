@@ -129,6 +129,8 @@ class Settings(BaseSettings):
         default="append_off_topic,shuffle_sentences", alias="HULEEDU_GAMING_WARN_ONLY"
     )
     demo_essays: int = Field(default=2000, alias="HULEEDU_DEMO_ESSAYS")
+    # Who generates validation reports (their provenance and sign-off); the OS user when unset.
+    operator: str | None = Field(default=None, alias="HULEEDU_OPERATOR")
 
     # Nightly scoring. Confidence is the grade model's 1 - normalised entropy of its 8
     # probabilities. Each grade model records its own threshold at training: the confidence

@@ -15,6 +15,7 @@ import polars as pl
 
 from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
 from huleedu_pipelines.modeling.names import GRADE_MODEL
+from huleedu_pipelines.modeling.report_html import inline_images
 from huleedu_pipelines.resources import (
     EmbedderResource,
     FeatureStoreResource,
@@ -76,6 +77,7 @@ def validation_reports(
             thresholds=validation.thresholds(),
             seed=training.seed,
             high_skill_threshold=training.high_skill_threshold,
+            dagster_run_id=context.run_id,
             reports_dir=validation.reports_root,
             gaming=GamingCheck(
                 featurize=featurizer(feature_store.root, embedder.embedder()),
@@ -94,13 +96,18 @@ def validation_reports(
 def _validation_metadata(
     validated: ChallengerValidations, validation: ValidationResource
 ) -> dict[str, Any]:
-    """The grade model's report and plots inline, every verdict, latency and the oracle QWK."""
+    """Each model's report with its plots inline (``report/<model>``, the grade model first),
+    every verdict, latency and the oracle QWK.
+
+    The reports' PNGs are embedded as ``data:`` URIs from compact (256-colour) copies, so the
+    UI shows the plots without reaching the report folder; the files on disk are unchanged.
+    """
     metadata: dict[str, Any] = {}
-    for result in validated.results:
-        if result.model_name == GRADE_MODEL:
-            metadata["grade_report"] = dg.MetadataValue.md(result.report_path.read_text())
-            for title, path in result.plots.items():
-                metadata[f"grade_plot/{title}"] = dg.MetadataValue.path(str(path))
+    ordered = sorted(validated.results, key=lambda result: result.model_name != GRADE_MODEL)
+    for result in ordered:
+        markdown = result.report_path.read_text(encoding="utf-8")
+        inlined = inline_images(markdown, result.report_path.parent, compact=True)
+        metadata[f"report/{result.model_name}"] = dg.MetadataValue.md(inlined)
     reports = validated.reports
     metadata |= {
         "dagster/row_count": dg.MetadataValue.int(reports.height),

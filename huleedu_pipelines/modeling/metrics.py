@@ -222,7 +222,7 @@ def standardized_mean_difference(
     true, pred = _pair(y_true, y_pred)
     numerator = float(pred.mean() - true.mean())
     if method == "pooled":
-        denominator = np.sqrt((true.std(ddof=ddof) ** 2 + pred.std(ddof=ddof) ** 2) / 2)
+        denominator = pooled_sd(true, pred, ddof=ddof)
     elif method == "unpooled":
         denominator = true.std(ddof=ddof)
     elif method == "williamson":
@@ -232,6 +232,79 @@ def standardized_mean_difference(
     else:
         raise ValueError(f"unknown SMD method {method!r}; use pooled, unpooled or williamson")
     return float("nan") if denominator == 0 else numerator / float(denominator)
+
+
+def pooled_sd(y_true: ArrayLike, y_pred: ArrayLike, *, ddof: int = 1) -> float:
+    """sqrt((sd_true² + sd_pred²) / 2), the denominator of the pooled SMD (sample SDs by
+    default); ``nan`` with fewer than ``ddof + 1`` rows."""
+    true, pred = _pair(y_true, y_pred)
+    if true.size <= ddof:
+        return float("nan")
+    return float(np.sqrt((true.std(ddof=ddof) ** 2 + pred.std(ddof=ddof) ** 2) / 2))
+
+
+def r2_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Coefficient of determination of ``y_pred`` for ``y_true``: 1 − Σ(t − p)² / Σ(t − mean t)²,
+    as RSMTool's R² and ``sklearn.metrics.r2_score``; ``nan`` when ``y_true`` is constant.
+
+    Not the square of Pearson r: a shifted or rescaled prediction lowers it, and it is
+    negative when the prediction does worse than the human mean would."""
+    true, pred = _pair(y_true, y_pred)
+    total = float(((true - true.mean()) ** 2).sum())
+    if total == 0.0:
+        return float("nan")
+    return 1.0 - float(((true - pred) ** 2).sum()) / total
+
+
+class AgreementSummary(NamedTuple):
+    """One scorer's agreement with the human scores on the same essays (`agreement_summary`).
+
+    ``pearson_r``, ``r2``, the means, SDs and ``smd`` use the scores as given; ``qwk``,
+    ``exact_agreement`` and ``adjacent_agreement`` (within one code) use the integer codes."""
+
+    n: int
+    human_mean: float
+    machine_mean: float
+    human_sd: float
+    machine_sd: float
+    pooled_sd: float
+    pearson_r: float
+    r2: float
+    qwk: float
+    exact_agreement: float
+    adjacent_agreement: float
+    smd: float
+
+
+def agreement_summary(
+    human: ArrayLike,
+    machine: ArrayLike,
+    human_codes: ArrayLike,
+    machine_codes: ArrayLike,
+    n_classes: int,
+) -> AgreementSummary:
+    """RSMTool's agreement statistics of ``machine`` (any second scorer) with ``human``:
+    correlation, R², SMD (pooled, sample SDs) on the scores and QWK, exact and adjacent
+    agreement on their codes ``0..n_classes-1``."""
+    true, pred = _pair(human, machine)
+    true_codes, pred_codes = _pair(human_codes, machine_codes)
+    if true_codes.size != true.size:
+        raise ValueError(f"{true.size} scores but {true_codes.size} codes; pass one per essay")
+    several = true.size > 1
+    return AgreementSummary(
+        n=int(true.size),
+        human_mean=float(true.mean()),
+        machine_mean=float(pred.mean()),
+        human_sd=float(true.std(ddof=1)) if several else float("nan"),
+        machine_sd=float(pred.std(ddof=1)) if several else float("nan"),
+        pooled_sd=pooled_sd(true, pred),
+        pearson_r=pearson_r(true, pred),
+        r2=r2_score(true, pred),
+        qwk=quadratic_weighted_kappa(true_codes, pred_codes, n_classes),
+        exact_agreement=exact_agreement(true_codes, pred_codes),
+        adjacent_agreement=adjacent_agreement(true_codes, pred_codes),
+        smd=standardized_mean_difference(true, pred) if several else float("nan"),
+    )
 
 
 def pearson_r(x: ArrayLike, y: ArrayLike) -> float:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from huleedu_pipelines.modeling.report_html import write_report_html
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -302,7 +304,9 @@ def write_report_bundle(
 
     Every plot must already exist inside ``directory`` (render the Markdown with
     ``relative_to=directory``), so the folder can be logged or copied as one artifact and
-    its links still resolve.
+    its links still resolve. ``report.html`` beside it is the same report with the plots
+    inlined (``modeling.report_html``): one self-contained file, which MLflow's artifact
+    viewer renders.
     """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -318,6 +322,7 @@ def write_report_bundle(
             )
     target = folder / REPORT_FILENAME
     target.write_text(markdown, encoding="utf-8")
+    write_report_html(target)
     return target
 
 

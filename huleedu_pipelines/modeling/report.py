@@ -1,16 +1,21 @@
-"""The validation report as Markdown: verdict and gates first, then the evidence.
+"""The validation report as Markdown: provenance, verdict and gates first, then the evidence,
+and a sign-off block at the end.
 
 Rendering only: the figures come from ``modeling.figures`` and the verdict from
-``modeling.gates``; nothing here computes a statistic. The conventions behind the figures
-(integer class codes, full-scale QWK, SMD, ECE bins, "n/a" for undefined metrics) are
-documented in ``modeling.figures``.
+``modeling.gates``; the provenance (`ReportProvenance`) and the human–machine agreement table
+(`HumanMachineAgreement`, from ``metrics.agreement_summary``) are built by
+``services.promotion``; nothing here computes a statistic beyond the difference of two shown
+ones. The conventions behind the figures (integer class codes, full-scale QWK, SMD, ECE bins,
+"n/a" for undefined metrics) are documented in ``modeling.figures``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +35,72 @@ from huleedu_pipelines.modeling.figures import (
     SkillReport,
 )
 from huleedu_pipelines.modeling.gates import BASELINE_GATES, GateResult, summarize
+from huleedu_pipelines.modeling.metrics import AgreementSummary
 from huleedu_pipelines.modeling.ordinal import describe_cutpoint_objective
 from huleedu_pipelines.modeling.rater_agreement import PairAgreement, RaterAgreement
 
 if TYPE_CHECKING:
     from huleedu_pipelines.services.gaming import GamingReport
+
+
+@dataclass(frozen=True)
+class ReportProvenance:
+    """Where a report's numbers come from and who made it, stated under its title.
+
+    Built by `services.promotion` for each report it writes; `dataset_hash` is the sha256 of
+    the holdout rows the figures were computed on, described in words by `dataset_hash_of`."""
+
+    purpose: str
+    """validation (training's report), compare or promote: what the report was written for."""
+    generated_at: dt.datetime
+    """When the report was written (UTC)."""
+    generated_by: str
+    """The operator (`HULEEDU_OPERATOR`, else the OS user)."""
+    package_version: str
+    git_commit: str
+    """The commit of the checkout the code ran from, "unknown" outside a git checkout."""
+    dataset_hash: str
+    dataset_hash_of: str
+    n_rows: int
+    """Holdout essays the figures are computed on."""
+    feature_version: str
+    """The feature version the model was trained on (its bundle's)."""
+    holdout_feature_versions: tuple[str, ...] = ()
+    """The feature versions of the holdout rows (one, unless the features were rebuilt)."""
+    label_watermark: dt.datetime | None = None
+    """The latest label time among the holdout rows (None: the labels carry no time)."""
+    essay_watermark: dt.datetime | None = None
+    """The latest submission or update time among the holdout essays."""
+    run_label_watermark: dt.datetime | None = None
+    """The latest label time among this model's labelled essays in every split of the training
+    run the holdout comes from (training, validation and holdout)."""
+    mlflow_run_id: str | None = None
+    """The MLflow run of the registered version the report describes."""
+    dagster_run_id: str | None = None
+    """The Dagster run that wrote the report, when one did."""
+
+
+@dataclass(frozen=True)
+class HumanMachineAgreement:
+    """RSMTool's human–machine statistics on the whole holdout and, where essays were scored
+    twice, human–human beside human–machine on those essays (computed in `services.promotion`
+    with `metrics.agreement_summary`; rendered here)."""
+
+    scores: str
+    """The human and machine scores compared, in words."""
+    scale: str
+    """The integer scale QWK, exact and adjacent agreement are computed on, in words."""
+    step: str
+    """One step of that scale: what adjacent agreement allows."""
+    whole: AgreementSummary | None
+    """Human vs machine on every holdout essay; None when the model gives no score on the
+    human scale (`note` says why)."""
+    human_human: AgreementSummary | None = None
+    """Second human vs first human on the double-scored essays."""
+    human_machine_double_scored: AgreementSummary | None = None
+    """Machine vs first human on the same double-scored essays."""
+    note: str | None = None
+
 
 _METRIC_NAMES = {
     "qwk": "Quadratic weighted kappa",
@@ -782,6 +848,217 @@ def _rater_agreement_section(agreement: RaterAgreement, gates: Sequence[GateResu
     return lines
 
 
+_PURPOSES = {
+    "validation": "validation of a newly trained challenger (the report its promotion is "
+    "decided on)",
+    "compare": "comparison with another version (`registry compare`); no alias moves",
+    "promote": "validation before a promotion by hand (`registry promote`)",
+}
+
+
+def _utc(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "not recorded"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _provenance_lines(
+    provenance: ReportProvenance, model_name: str, model_version: str
+) -> list[str]:
+    """The report's provenance, right under its title: what was measured, on which data, by
+    which code, when and by whom."""
+    p = provenance
+    run = f"MLflow run `{p.mlflow_run_id}`" if p.mlflow_run_id else "MLflow run not recorded"
+    holdout_versions = [v for v in p.holdout_feature_versions if v]
+    if not holdout_versions or holdout_versions == [p.feature_version]:
+        features = f"`{p.feature_version or 'not recorded'}` (model and holdout rows)"
+    else:
+        shown = ", ".join(f"`{v}`" for v in holdout_versions)
+        features = (
+            f"`{p.feature_version or 'not recorded'}` (model); holdout rows: {shown} "
+            "(**differs** from the model's)"
+        )
+    times = (p.label_watermark, p.essay_watermark, p.run_label_watermark)
+    if all(moment is None for moment in times):
+        watermark = "not recorded: the holdout's labels and essays carry no times"
+    else:
+        watermark = (
+            f"labels up to {_utc(p.label_watermark)}, essays submitted or updated up to "
+            f"{_utc(p.essay_watermark)} (the {p.n_rows} holdout essays); every split of the "
+            f"training run the holdout comes from: labels up to {_utc(p.run_label_watermark)}"
+        )
+    who = p.generated_by + (f", Dagster run `{p.dagster_run_id}`" if p.dagster_run_id else "")
+    rows = [
+        ["Model", f"`{model_name}` version `{model_version}` ({run})"],
+        ["Purpose", f"`{p.purpose}`: {_PURPOSES.get(p.purpose, p.purpose)}"],
+        ["Data watermark", watermark],
+        ["Dataset hash", f"`{p.dataset_hash}`: {p.dataset_hash_of}"],
+        ["Feature version", features],
+        ["Code", f"huleedu-pipelines {p.package_version}, git commit `{p.git_commit}`"],
+        ["Generated", f"{_utc(p.generated_at)} by {who}"],
+    ]
+    return [*_table(["provenance", ""], rows), ""]
+
+
+_AGREEMENT_ROWS = (
+    ("Pearson r", "pearson_r"),
+    ("R² (1 − SS_res / SS_tot)", "r2"),
+    ("QWK", "qwk"),
+    ("Exact agreement", "exact_agreement"),
+    ("Adjacent agreement (within one {step})", "adjacent_agreement"),
+    ("SMD (mean machine − mean human) / pooled SD", "smd"),
+    ("Human mean", "human_mean"),
+    ("{other} mean", "machine_mean"),
+    ("Human SD (s_h)", "human_sd"),
+    ("{other} SD (s_m)", "machine_sd"),
+    ("Pooled SD sqrt((s_h² + s_m²) / 2)", "pooled_sd"),
+)
+_DIFFERENCE_ROWS = frozenset({"pearson_r", "r2", "qwk", "exact_agreement", "adjacent_agreement"})
+
+
+def _summary_cell(summary: AgreementSummary, key: str) -> str:
+    value = float(getattr(summary, key))
+    return _signed(value) if key == "smd" else _num(value)
+
+
+def _difference_cell(human_human: AgreementSummary, machine: AgreementSummary, key: str) -> str:
+    """Human–human minus human–machine on the same essays; the QWK one is the degradation."""
+    if key not in _DIFFERENCE_ROWS:
+        return ""
+    delta = _signed(float(getattr(human_human, key)) - float(getattr(machine, key)))
+    return f"**{delta}** (degradation)" if key == "qwk" else delta
+
+
+def _human_machine_section(hm: HumanMachineAgreement) -> list[str]:
+    """RSMTool's agreement table for every family, with human–human beside it where essays
+    were scored twice and the degradation (human–human − human–machine)."""
+    lines = ["## Agreement with the human scores", ""]
+    whole = hm.whole
+    if whole is None:
+        return [*lines, f"Not measured on the human scale: {hm.note or 'no machine score'}.", ""]
+    lines += [
+        f"Scores compared: {hm.scores}. Pearson r, R², the means, SDs and SMD use the scores as "
+        f"given; QWK, exact and adjacent agreement use {hm.scale}. R² is the coefficient of "
+        "determination of the machine score for the human score (RSMTool's R²: a shifted or "
+        "rescaled score lowers it; negative when worse than the human mean), not r². SMD = "
+        "(mean machine − mean human) / pooled SD with pooled SD = sqrt((s_h² + s_m²) / 2) from "
+        f"the sample SDs (ddof = 1): on the whole holdout s_h = {_num(whole.human_sd)}, "
+        f"s_m = {_num(whole.machine_sd)}, **pooled SD = {_num(whole.pooled_sd)}**.",
+        "",
+    ]
+    if hm.note:
+        lines += [f"Note: {hm.note}.", ""]
+    columns = [(f"human–machine, all holdout (n={whole.n})", whole)]
+    double, human_human = hm.human_machine_double_scored, hm.human_human
+    if double is not None:
+        columns.append((f"human–machine, double-scored (n={double.n})", double))
+    if human_human is not None:
+        columns.append((f"human–human (n={human_human.n})", human_human))
+    other = "Machine (or second human)" if double and human_human else "Machine"
+    header = [
+        "statistic",
+        *(label for label, _ in columns),
+        *(["human–human − human–machine"] if double and human_human else []),
+    ]
+    rows = [
+        [
+            label.format(step=hm.step, other=other),
+            *(_summary_cell(summary, key) for _, summary in columns),
+            *([_difference_cell(human_human, double, key)] if double and human_human else []),
+        ]
+        for label, key in _AGREEMENT_ROWS
+    ]
+    lines += [*_table(header, rows), ""]
+    if double and human_human:
+        lines += [
+            "On the double-scored essays the first human is the label the model learns from; "
+            "the second human and the machine are each compared with it. The QWK degradation "
+            "(human–human − human–machine) is positive when the model agrees with the first "
+            "human less than a second human does; its paired interval and the gate "
+            "`max_qwk_degradation` are in the human–human section below.",
+            "",
+        ]
+    return lines
+
+
+def _signoff_consequence(
+    passed: bool,
+    purpose: str | None,
+    champion: ChampionComparison | Mapping[str, ChampionComparison] | None,
+) -> str:
+    stays = "`champion` does not move"
+    if isinstance(champion, ChampionComparison):
+        stays = f"`champion` stays on v{champion.champion_version}"
+    if purpose == "compare":
+        return "no alias moves: this report was written for a comparison (`registry compare`); " + (
+            "the version may be promoted" if passed else "the version would be blocked"
+        )
+    if purpose == "promote":
+        if passed:
+            return "promoted: `registry promote` moves `champion` to this version"
+        return (
+            f"blocked: {stays}; `registry promote` refuses unless an operator forces it with "
+            "`--force --reason` (recorded in `model_promotions`)"
+        )
+    if passed:
+        return (
+            "promoted: `promoted_models` moves `champion` to this version, unless another "
+            "model of the same run fails a gate (a failed blocking check stops every "
+            "promotion of the run)"
+        )
+    return f"blocked: {stays}; the version stays registered as `challenger`"
+
+
+def _signoff_lines(
+    gates: Sequence[GateResult],
+    provenance: ReportProvenance | None,
+    champion: ChampionComparison | Mapping[str, ChampionComparison] | None,
+) -> list[str]:
+    """The decision, the gates behind it, who generated the report and blanks for a reviewer."""
+    passed, _ = summarize(list(gates))
+
+    def named(results: Sequence[GateResult]) -> str:
+        return ", ".join(f"`{g.gate}`" for g in results) or "none"
+
+    failed = [g for g in gates if not g.passed and g.blocking]
+    warned = [g for g in gates if not g.passed and not g.blocking]
+    purpose = provenance.purpose if provenance is not None else None
+    consequence = _signoff_consequence(passed, purpose, champion)
+    rows = [
+        ["Decision", f"**{'PASS' if passed else 'FAIL'}** — {consequence}"],
+        [
+            f"Gates passed ({sum(g.passed for g in gates)} of {len(gates)})",
+            named([g for g in gates if g.passed]),
+        ],
+        [f"Gates failed ({len(failed)}, blocking)", named(failed)],
+    ]
+    if warned:
+        rows.append([f"Gates failed ({len(warned)}, warning only)", named(warned)])
+    if provenance is not None:
+        who = provenance.generated_by
+        if provenance.dagster_run_id:
+            who += f" (Dagster run `{provenance.dagster_run_id}`)"
+        rows += [
+            ["Generated by", f"{who}, huleedu-pipelines {provenance.package_version}"],
+            ["Generated at", _utc(provenance.generated_at)],
+        ]
+    return [
+        "## Sign-off",
+        "",
+        *_table(["sign-off", ""], rows),
+        "",
+        "Review (completed by the reviewer, by hand or in a copy of this report):",
+        "",
+        *_table(
+            ["reviewer", ""],
+            [[field, ""] for field in ("Name", "Role", "Date", "Signature", "Comments")],
+        ),
+        "",
+    ]
+
+
 def render_markdown(
     title: str,
     *,
@@ -803,6 +1080,8 @@ def render_markdown(
     plots: Mapping[str, Path | str] | None = None,
     relative_to: Path | str | None = None,
     oracle_qwk: float | None = None,
+    provenance: ReportProvenance | None = None,
+    human_machine: HumanMachineAgreement | None = None,
 ) -> str:
     """The validation report as Markdown: verdict and gates first, then the evidence.
 
@@ -810,12 +1089,15 @@ def render_markdown(
     ``cutpoints`` entry of its info: objective, share gap), stated in the grade and CEFR
     sections. Plot links are written relative to ``relative_to`` (the folder the Markdown
     will be saved in) when given, otherwise as the paths passed. The human–human section is
-    shown only when ``rater_agreement`` has double-scored essays.
+    shown only when ``rater_agreement`` has double-scored essays. ``provenance`` is stated
+    under the title; ``human_machine`` is the agreement table every family gets. The report
+    ends with a sign-off block: the decision, the gates behind it and blanks for a reviewer.
     """
     passed, verdict = summarize(list(gates))
-    lines = [
-        f"# {title}",
-        "",
+    lines = [f"# {title}", ""]
+    if provenance is not None:
+        lines += _provenance_lines(provenance, model_name, model_version)
+    lines += [
         f"Model `{model_name}`, version `{model_version}`.",
         "",
         f"**Verdict: {'PASS' if passed else 'FAIL'}** — {verdict}",
@@ -834,6 +1116,8 @@ def render_markdown(
         lines += _cefr_section(cefr, cutpoints)
     if skills:
         lines += _skill_section([skills] if isinstance(skills, SkillReport) else skills)
+    if human_machine is not None:
+        lines += _human_machine_section(human_machine)
     if rater_agreement is not None and rater_agreement.n > 0:
         lines += _rater_agreement_section(rater_agreement, gates)
     if fairness is not None:
@@ -856,6 +1140,7 @@ def render_markdown(
             if base is not None:
                 link = Path(_relative(link, base))
             lines += [f"![{name}]({link.as_posix()})", ""]
+    lines += _signoff_lines(gates, provenance, champion)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -863,4 +1148,4 @@ def _relative(path: Path, base: Path) -> str:
     return os.path.relpath(path.resolve(), base.resolve())
 
 
-__all__ = ["render_markdown"]
+__all__ = ["HumanMachineAgreement", "ReportProvenance", "render_markdown"]

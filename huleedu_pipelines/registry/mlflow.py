@@ -347,11 +347,17 @@ class MlflowRegistry:
         return dict(self._client().get_run(run_id).data.metrics)
 
     def log_run_artifacts(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
-        """Add a folder (e.g. a validation report) to an existing run, under ``artifact_path``."""
+        """Add a folder (e.g. a validation report) to an existing run, under ``artifact_path``.
+
+        The PNG plots at the folder's top level are also logged as the run's images (key
+        ``<artifact_path>/<file stem>``), which the run page shows as pictures.
+        """
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise FileNotFoundError(f"{local_dir} is not a folder")
-        self._client().log_artifacts(run_id, str(local_dir), artifact_path)
+        client = self._client()
+        client.log_artifacts(run_id, str(local_dir), artifact_path)
+        _log_images(client, run_id, sorted(local_dir.glob("*.png")), artifact_path)
 
     def log_run_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         """Add metrics to an existing (also a finished) run; non-finite values are skipped."""
@@ -507,6 +513,28 @@ def _log_datasets(datasets: Sequence[LoggedDataset]) -> None:
         contexts=[dataset.context for dataset in datasets],
         tags_list=[None] * len(datasets),
     )
+
+
+def _log_images(client: "MlflowClient", run_id: str, pngs: Sequence[Path], prefix: str) -> None:
+    """Log each PNG as a run image (``MlflowClient.log_image`` with a key, step 0).
+
+    Keyed images are what MLflow's run page draws (its image charts; the files land under the
+    run's ``images/`` artifacts with a thumbnail); a plain artifact shows only in the
+    artifact tree. The PNGs are already drawn, so they are logged as images rather than
+    re-rendered with ``log_figure``.
+    """
+    if not pngs:
+        return
+    import mlflow
+
+    for png in pngs:
+        key = _image_key(f"{prefix}/{Path(png).stem}")
+        client.log_image(run_id, mlflow.Image(str(png)), key=key, step=0)
+
+
+def _image_key(text: str) -> str:
+    """``text`` with the characters an image key may not hold replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", text)
 
 
 def _as_onnx_input_dtype(onnx_model: Any, example: np.ndarray) -> np.ndarray:

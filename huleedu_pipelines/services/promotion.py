@@ -9,6 +9,8 @@ champion is recorded in `model_promotions`.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import hashlib
 import json
 import logging
 import math
@@ -45,11 +47,19 @@ from huleedu_pipelines.modeling.gates import (
     GateThresholds,
     summarize,
 )
-from huleedu_pipelines.modeling.metrics import quadratic_weighted_kappa
+from huleedu_pipelines.modeling.metrics import (
+    AgreementSummary,
+    agreement_summary,
+    quadratic_weighted_kappa,
+)
 from huleedu_pipelines.modeling.names import CHAMPION
 from huleedu_pipelines.modeling.plots import REPORT_FILENAME
 from huleedu_pipelines.modeling.rater_agreement import RaterAgreement
-from huleedu_pipelines.modeling.report import render_markdown
+from huleedu_pipelines.modeling.report import (
+    HumanMachineAgreement,
+    ReportProvenance,
+    render_markdown,
+)
 from huleedu_pipelines.registry import ModelRegistry, load_registered_bundle
 from huleedu_pipelines.registry.protocol import (
     CHAMPION_REASON_TAG,
@@ -64,6 +74,7 @@ from huleedu_pipelines.services.gaming import (
     essays_to_game,
     gaming_report,
 )
+from huleedu_pipelines.services.training import code_version
 from huleedu_pipelines.warehouse.serving import (
     locked_serving_version,
     record_alias_move,
@@ -188,6 +199,8 @@ class ModelValidation:
     plots: dict[str, Path] = field(default_factory=dict)
     baselines: BaselineComparison | None = None
     """The model against the trivial and ridge baselines on the same holdout essays."""
+    provenance: ReportProvenance | None = None
+    """What the report states under its title: data watermark, dataset hash, code, who, when."""
 
     @property
     def passed(self) -> bool:
@@ -265,13 +278,17 @@ def validate_version(
     gamed: GamedFeatures | None = None,
     gaming_tolerance_sd: float = 0.0,
     purpose: str = "validation",
+    mlflow_run_id: str | None = None,
+    dagster_run_id: str | None = None,
 ) -> ModelValidation:
     """Report and gates for one version on the holdout; writes report.md and plots into a
     folder of their own (`report_folder`): a written report is never changed.
 
     What is reported, compared with the champion and with the trivial and ridge baselines
     (fitted on the holdout's training split), gated and drawn is the model's family's
-    (`modeling.families`)."""
+    (`modeling.families`). The report opens with its provenance (`report_provenance`: the
+    version's MLflow run and the Dagster run writing it, when given) and every family gets
+    RSMTool's human–machine agreement table (`human_machine_agreement`)."""
     from huleedu_pipelines.modeling.plots import fairness_plots, write_report_bundle
 
     model = registered_model(model_name)
@@ -336,6 +353,17 @@ def validate_version(
     plots = family.plots(report, evidence, folder) | fairness_plots(
         fairness, folder, threshold=thresholds.max_abs_subgroup_smd
     )
+    provenance = report_provenance(
+        holdout,
+        model,
+        test,
+        bundle,
+        purpose=purpose,
+        high_skill_threshold=high_skill_threshold,
+        mlflow_run_id=mlflow_run_id,
+        dagster_run_id=dagster_run_id,
+    )
+    human_machine = human_machine_agreement(family, evidence, fairness.scale)
     markdown = render_markdown(
         f"{model_name} v{version} — validation report",
         model_name=model_name,
@@ -352,6 +380,8 @@ def validate_version(
         plots=plots,
         relative_to=folder,
         oracle_qwk=oracle_qwk if family.reports_oracle_qwk else None,
+        provenance=provenance,
+        human_machine=human_machine,
         **{family.report_section: report},
     )
     report_path = write_report_bundle(folder, markdown, plots)
@@ -363,12 +393,161 @@ def validate_version(
         metrics={k: float(v) for k, v in report.metrics.items()}
         | fairness_metrics(fairness)
         | gaming_metrics(gaming)
-        | rater_agreement_metrics(agreement),
+        | rater_agreement_metrics(agreement)
+        | human_machine_metrics(human_machine),
         report_path=report_path,
         champion_version=champion_version,
         plots=plots,
         baselines=baselines,
+        provenance=provenance,
     )
+
+
+def report_operator() -> str:
+    """Who generates a report: `HULEEDU_OPERATOR` when set, else the OS user ("unknown" when
+    the process has none, e.g. a container without a passwd entry)."""
+    from huleedu_pipelines.settings import get_settings
+
+    configured = get_settings().operator
+    if configured:
+        return configured
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _as_utc(value: object) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def latest_time(frame: pl.DataFrame | None, columns: Sequence[str]) -> dt.datetime | None:
+    """The latest timestamp in any of `columns` of `frame` (naive times read as UTC); None when
+    the frame has none of them or they are empty."""
+    if frame is None:
+        return None
+    times = [_as_utc(frame[column].max()) for column in columns if column in frame.columns]
+    present = [moment for moment in times if moment is not None]
+    return max(present) if present else None
+
+
+HASHED_COLUMNS = ("essay_id", "target", "rating", "feature_hash")
+"""What the dataset hash of a report covers, per holdout row, where the rows have it."""
+
+
+def holdout_dataset_hash(rows: pl.DataFrame) -> tuple[str, str]:
+    """A stable content hash of the holdout rows a report is computed on, and what it covers.
+
+    The sha256 (first 32 hex digits, as the versions' `dataset_hash` tag) of one line per row,
+    sorted by essay id: essay id, target, the mean rating (skills) and the feature hash (the
+    content hash of the essay and the feature version). Rows without a feature hash hash
+    their feature values instead."""
+    columns = [column for column in HASHED_COLUMNS if column in rows.columns]
+    ordered = rows.sort("essay_id")
+    digest = hashlib.sha256()
+    for row in ordered.select(columns).iter_rows():
+        digest.update(("|".join(str(value) for value in row) + "\n").encode())
+    described = [*columns]
+    if "feature_hash" not in rows.columns:
+        digest.update(np.ascontiguousarray(feature_matrix(ordered)).tobytes())
+        described.append("feature values")
+    return (
+        digest.hexdigest()[:32],
+        f"sha256 (first 32 hex digits) of the {rows.height} holdout rows sorted by essay, "
+        f"each row as ({', '.join(described)})",
+    )
+
+
+def report_provenance(
+    holdout: Holdout,
+    model: RegisteredModel,
+    test: pl.DataFrame,
+    bundle: ModelBundle,
+    *,
+    purpose: str,
+    high_skill_threshold: float,
+    mlflow_run_id: str | None = None,
+    dagster_run_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> ReportProvenance:
+    """The provenance a report states under its title, from what the holdout records: the
+    label and essay watermarks of its rows `test` (and of every split of the training run the
+    holdout comes from), their hash, the feature versions, the code and who runs it."""
+    labelled = (
+        model.select_labels(holdout.labels_of(model.family), high_skill_threshold)
+        .drop_nulls("target")
+        .join(holdout.splits.select("essay_id"), on="essay_id")
+    )
+    essays = holdout.essays.filter(pl.col("essay_id").is_in(test["essay_id"].to_list()))
+    package, _, commit = code_version().rpartition("+")
+    dataset_hash, hashed = holdout_dataset_hash(test)
+    versions = (
+        tuple(sorted(str(v) for v in test["feature_version"].unique().to_list()))
+        if "feature_version" in test.columns
+        else ()
+    )
+    return ReportProvenance(
+        purpose=purpose,
+        generated_at=now or dt.datetime.now(dt.UTC),
+        generated_by=report_operator(),
+        package_version=package,
+        git_commit=commit,
+        dataset_hash=dataset_hash,
+        dataset_hash_of=hashed,
+        n_rows=test.height,
+        feature_version=bundle.feature_version,
+        holdout_feature_versions=versions,
+        label_watermark=latest_time(test, ("labelled_at",)),
+        essay_watermark=latest_time(essays, ("submitted_at", "updated_at")),
+        run_label_watermark=latest_time(labelled, ("labelled_at",)),
+        mlflow_run_id=mlflow_run_id,
+        dagster_run_id=dagster_run_id,
+    )
+
+
+def human_machine_agreement(
+    family: Family, evidence: HoldoutEvidence, scores_described: str
+) -> HumanMachineAgreement:
+    """RSMTool's agreement statistics (`metrics.agreement_summary`) of the model with the human
+    scores on every holdout essay, and of the second human and the model with the first on the
+    double-scored essays, on the family's rater scale (`Family.rater_scores`: the grade or
+    CEFR index, the served half band, the rating-scale score rounded to half points)."""
+    raters = family.rater_scores(evidence)
+    scale = raters.scale
+    if raters.machine is None:
+        return HumanMachineAgreement(
+            scores_described, scale.description, scale.step, whole=None, note=raters.note
+        )
+
+    def summary(human: np.ndarray, other: np.ndarray) -> AgreementSummary:
+        codes = scale.to_codes(human), scale.to_codes(other)
+        return agreement_summary(human, other, *codes, scale.n_classes)
+
+    first, second, machine = raters.first, raters.second, raters.machine
+    both = np.isfinite(first) & np.isfinite(second)
+    double = both.any()
+    return HumanMachineAgreement(
+        scores=scores_described,
+        scale=scale.description,
+        step=scale.step,
+        whole=summary(first, machine),
+        human_human=summary(first[both], second[both]) if double else None,
+        human_machine_double_scored=summary(first[both], machine[both]) if double else None,
+        note=raters.note,
+    )
+
+
+def human_machine_metrics(agreement: HumanMachineAgreement) -> dict[str, float]:
+    """Pearson r and R² of the model with the human scores, logged with the validation metrics
+    (QWK, agreement and SMD are logged under their family's names already)."""
+    if agreement.whole is None:
+        return {}
+    return {
+        "human_machine_pearson_r": agreement.whole.pearson_r,
+        "human_machine_r2": agreement.whole.r2,
+    }
 
 
 def gaming_check(
@@ -502,6 +681,8 @@ class ValidationPolicy:
     high_skill_threshold: float
     reports_dir: Path
     gaming: GamingCheck | None = None
+    dagster_run_id: str | None = None
+    """The Dagster run validating, named in each report's provenance (None outside a run)."""
 
 
 def gamed_holdout_features(holdout: Holdout, policy: ValidationPolicy) -> GamedFeatures | None:
@@ -601,6 +782,8 @@ def validate_challengers(
             oracle_qwk=oracle,
             gamed=gamed,
             gaming_tolerance_sd=policy.gaming.tolerance_sd if policy.gaming else 0.0,
+            mlflow_run_id=card["run_id"],
+            dagster_run_id=policy.dagster_run_id,
         )
         if log is not None:
             log.info(f"{name} v{version}: {result.verdict}")
@@ -655,6 +838,8 @@ def validate_registered(
         gamed=gamed_holdout_features(holdout, policy),
         gaming_tolerance_sd=policy.gaming.tolerance_sd if policy.gaming else 0.0,
         purpose=purpose,
+        mlflow_run_id=registry.get_version_by_number(model_name, version).run_id,
+        dagster_run_id=policy.dagster_run_id,
     )
 
 

@@ -273,6 +273,14 @@ def test_dagster_ui_shows_every_group_materializations_and_checks(
             page.goto(f"{stack.dagster_url}/assets/validation_reports")
             _shows(page, "Latest materialization", "verdicts", "latency_p95_single_ms")
             page.screenshot(path=str(artifacts / "validation_reports.png"), full_page=True)
+            for name in ALL_MODELS:
+                dialog = open_markdown_metadata(page, f"report/{name}")
+                plots = dialog.get_by_text("Plots", exact=True)  # the report's last section
+                assert_images_loaded(dialog.locator("img"), f"Dagster report/{name}")
+                plots.evaluate("heading => heading.scrollIntoView({block: 'start'})")
+                page.screenshot(path=str(artifacts / f"validation-report-dagster-{name}.png"))
+                dialog.get_by_role("button", name="Close").click()
+                expect(dialog).to_have_count(0)
 
             page.goto(f"{stack.dagster_url}/assets/validation_reports?view=checks")
             _shows(page, "gate_min_qwk", "gate_non_inferiority", "gate_onnx_parity_flipped")
@@ -280,6 +288,134 @@ def test_dagster_ui_shows_every_group_materializations_and_checks(
             page.screenshot(path=str(artifacts / "validation_reports-checks.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(artifacts / "ui-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def _artifacts_folder() -> Path:
+    artifacts = Path(os.environ.get("HULEEDU_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return artifacts
+
+
+def open_markdown_metadata(page, key: str):
+    """Open the Markdown metadata entry `key` of the asset page shown ("[Show Markdown]" in
+    its row of the metadata table) and return the dialog that shows it rendered."""
+    row = page.locator("tr", has=page.get_by_text(key, exact=True)).first
+    row.get_by_text("[Show Markdown]").click()
+    return page.get_by_role("dialog")
+
+
+def assert_images_loaded(images, where: str) -> int:
+    """Every `<img>` of the locator decoded to a picture (naturalWidth > 0, as a broken image
+    is 0); at least one image. Returns how many."""
+    from playwright.sync_api import expect
+
+    expect(images.first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    count = images.count()
+    for i in range(count):
+        image = images.nth(i)
+        image.scroll_into_view_if_needed()
+        image.evaluate(
+            "img => img.complete ? null : new Promise(done => "
+            "{ img.onload = done; img.onerror = done; })"
+        )
+        width = image.evaluate("img => img.naturalWidth")
+        assert width > 0, f"{where}: image {i} ({image.get_attribute('alt')!r}) did not load"
+    return count
+
+
+def test_validation_reports_metadata_inlines_every_models_plots(
+    stack: ServedStack, sensor_training_run: dict
+) -> None:
+    """Each model's report is a Markdown entry with its plots as data URIs (what the browser
+    test sees rendered); the entries' size is written to the artifacts folder."""
+    import base64
+    import json
+    import re
+
+    _assert_succeeded(stack, sensor_training_run["runId"], sensor_training_run["status"])
+    data = stack.graphql(
+        """
+        query {
+          assetOrError(assetKey: {path: ["validation_reports"]}) {
+            ... on Asset {
+              assetMaterializations(limit: 1) {
+                metadataEntries { label ... on MarkdownMetadataEntry { mdStr } }
+              }
+            }
+          }
+        }
+        """
+    )["assetOrError"]
+    (materialization,) = data["assetMaterializations"]
+    reports = {
+        entry["label"]: entry["mdStr"]
+        for entry in materialization["metadataEntries"]
+        if entry["label"].startswith("report/")
+    }
+    assert set(reports) == {f"report/{name}" for name in ALL_MODELS}
+    sizes = {}
+    for label, markdown in reports.items():
+        images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+        assert images, label
+        for src in images:
+            assert src.startswith("data:image/png;base64,"), (label, src[:60])
+            assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+        sizes[label] = len(markdown.encode())
+    total = sum(sizes.values())
+    (_artifacts_folder() / "validation-report-metadata-size.json").write_text(
+        json.dumps({"total_bytes": total, "bytes": sizes}, indent=2)
+    )
+    assert total < 2_000_000, f"validation_reports Markdown metadata is {total} bytes"
+
+
+def test_mlflow_ui_shows_the_validation_report_and_its_plots(
+    stack: ServedStack, sensor_training_run: dict
+) -> None:
+    from mlflow import MlflowClient
+    from playwright.sync_api import expect, sync_playwright
+
+    _assert_succeeded(stack, sensor_training_run["runId"], sensor_training_run["status"])
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+    artifacts = _artifacts_folder()
+    (artifacts / "mlflow-ui-failure.png").unlink(missing_ok=True)
+
+    client = MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
+    run_id = client.get_model_version_by_alias(GRADE_MODEL, CHAMPION).run_id
+    run = client.get_run(run_id)
+    report_files = {Path(f.path).name for f in client.list_artifacts(run_id, "validation_report")}
+    assert {"report.md", "report.html", "grade_confusion.png"} <= report_files
+    logged_images = [f.path for f in client.list_artifacts(run_id, "images")]
+    assert any("validation_report~grade_confusion" in path for path in logged_images)
+    run_url = f"{stack.mlflow_uri}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1100})
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            # The artifact viewer shows an HTML artifact in an iframe of its own.
+            page.goto(f"{run_url}/artifacts/validation_report/report.html")
+            report = page.frame_locator("iframe").first
+            expect(report.locator("h1").first).to_contain_text(GRADE_MODEL)
+            expect(report.locator("table").first).to_be_visible()
+            images = report.locator("img[src^='data:image/png;base64,']")
+            assert assert_images_loaded(images, "MLflow report.html") >= 3
+            images.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts / "validation-report-mlflow.png"))
+
+            # The run's logged images, drawn by the run page's Model metrics tab.
+            page.goto(f"{run_url}/model-metrics")
+            charts = page.locator("img[src*='validation_report~grade_']")
+            expect(charts.nth(2)).to_be_visible()  # the grade report's three plots
+            assert assert_images_loaded(charts, "MLflow run images") >= 3
+            page.mouse.move(0, 0)  # no chart tooltip over the pictures
+            page.screenshot(path=str(artifacts / "validation-report-mlflow-images.png"))
+        except Exception:
+            page.screenshot(path=str(artifacts / "mlflow-ui-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
