@@ -5,6 +5,10 @@ table `monitoring_measurements`, so the history of a day survives reruns.
 
 A shard's essays are a uniform sample of the day's (by a hash of the essay id), so its drift
 figures estimate the day's; `GROUP BY partition_date` over the table gives the whole night.
+
+A run over a range of partitions (a backfill) measures every essay it scored once, and records
+that under the range's last day (as shard 0 of 1 when the run covers several shards); its
+`dagster/row_count` is on that day's partitions, 0 on the others.
 """
 
 from collections.abc import Iterator
@@ -12,9 +16,9 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from huleedu_pipelines.assets.inference import WAREHOUSE_WRITES_POOL
+from huleedu_pipelines.assets.inference import SINGLE_RUN_BACKFILL, WAREHOUSE_WRITES_POOL
 from huleedu_pipelines.assets.metadata import OWNERS, markdown_table
-from huleedu_pipelines.assets.partitions import SCORING_SHARDS, day_and_shard, nightly_partitions
+from huleedu_pipelines.assets.partitions import SCORING_SHARDS, days_and_shards, nightly_partitions
 from huleedu_pipelines.resources import (
     MlflowRegistryResource,
     MonitoringResource,
@@ -45,6 +49,7 @@ AGREEMENT_CHECK = "check_skill_agreement_with_teachers"
         "swedish_grade_labels": dg.AssetIn(),
     },
     deps=["skill_assessments", "essay_grade_predictions"],
+    backfill_policy=SINGLE_RUN_BACKFILL,
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,
@@ -88,24 +93,36 @@ def prediction_monitoring(
         thresholds=thresholds,
     )
     frame, psi = measured.frame, measured.predicted_grade_psi
-    day, shard = day_and_shard(context.partition_key)
+    covered = days_and_shards(context.partition_keys)
+    day = max(day for day, _ in covered)
+    shards = sorted({shard for _, shard in covered})
+    shard, shard_count = (shards[0], SCORING_SHARDS) if len(shards) == 1 else (0, 1)
     recorded = record_measurements(
         warehouse.migrated_engine(),
         frame,
         day=day,
         shard=shard,
-        shards=SCORING_SHARDS,
+        shards=shard_count,
         run_id=context.run_id,
     )
+    if len(covered) > 1:
+        for key, (covered_day, _) in zip(context.partition_keys, covered, strict=True):
+            rows = frame.height if covered_day == day else 0
+            context.add_asset_metadata({"dagster/row_count": rows}, partition_key=key)
     context.log.info(
-        f"monitoring {context.partition_key}: {measured.essays} essays, "
+        f"monitoring {day} shard {', '.join(map(str, shards))}: {measured.essays} essays, "
         f"{measured.drifting.height} drifting, {measured.weak_skills.height} skills below r "
         f"{thresholds.min_skill_r}"
     )
     yield dg.Output(
         frame,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(frame.height),
+            **(
+                {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+                if len(covered) == 1
+                else {}
+            ),
+            "recorded_under": dg.MetadataValue.text(f"{day}, shard {shard} of {shard_count}"),
             "essays": dg.MetadataValue.int(measured.essays),
             "predicted_grade_psi": dg.MetadataValue.float(psi if psi is not None else float("nan")),
             "shadow_rows_compared": dg.MetadataValue.int(measured.shadow_rows_compared),

@@ -6,11 +6,17 @@ A `date` is one UTC calendar day (`YYYY-MM-DD`): the essays submitted or updated
 `nightly_inference_job`: a night fans out into independent runs that the run launcher may place
 on other machines, and each run writes only its own essays. Dagster writes a key as
 `<date>|<shard>`, e.g. `2026-11-21|0`.
+
+A backfill over days is one run per shard over a range of that shard's partitions
+(`nightly_partition_range`): the nightly assets have a single-run backfill policy, so Dagster
+records a materialization on every (day, shard) partition of the range, and the Backfills page
+shows the runs' partition statuses from their range tags.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -51,3 +57,20 @@ def day_and_shard(partition_key: str | dg.MultiPartitionKey) -> tuple[dt.date, i
         else nightly_partitions.get_partition_key_from_str(partition_key).keys_by_dimension
     )
     return dt.date.fromisoformat(dimensions[DATE_DIMENSION]), int(dimensions[SHARD_DIMENSION])
+
+
+def nightly_partition_range(
+    first_day: dt.date, last_day: dt.date, shard: int
+) -> dg.PartitionKeyRange:
+    """`shard`'s partitions from `first_day` through `last_day`: what one run of a backfill
+    covers (a range of a multi-partitioned asset is the box between its two corners)."""
+    return dg.PartitionKeyRange(
+        str(nightly_partition_key(first_day, shard)), str(nightly_partition_key(last_day, shard))
+    )
+
+
+def days_and_shards(
+    partition_keys: Iterable[str | dg.MultiPartitionKey],
+) -> list[tuple[dt.date, int]]:
+    """The (day, shard) of each key a run targets: one for a night, a range's for a backfill."""
+    return [day_and_shard(key) for key in partition_keys]

@@ -8,11 +8,34 @@ from typing import Annotated
 
 import typer
 
+from huleedu_pipelines.cli.output import (
+    EXIT_USAGE,
+    OneLineErrorsGroup,
+    echo_json,
+    figure,
+    print_table,
+    table,
+    usage_error,
+)
+
 app = typer.Typer(
+    cls=OneLineErrorsGroup,
     help="HuleEdu essay-assessment pipelines: demo data, imports, training and scoring.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+RUN_COMMANDS = ("demo", "train", "score")
+"""Commands that execute Dagster runs in-process: on a terminal they draw progress bars."""
+
+
+@app.callback()
+def _progress_on_a_terminal(ctx: typer.Context) -> None:
+    # The bars (embedding, training) go to stderr and only when it is a terminal.
+    if ctx.invoked_subcommand in RUN_COMMANDS:
+        from huleedu_pipelines.progress import terminal_progress
+
+        ctx.with_resource(terminal_progress())
 
 
 def _today() -> dt.date:
@@ -29,9 +52,18 @@ AsOfOption = Annotated[
     typer.Option("--as-of", formats=["%Y-%m-%d"], help="Last day of the 90 generated days."),
 ]
 BadRowsOption = Annotated[int, typer.Option("--bad-rows", help="Malformed rows to inject.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON object on stdout (logs: stderr)."),
+]
 
 
-def _seed(n_essays: int | None, seed: int, as_of: dt.date, bad_rows: int) -> None:
+def _seed(
+    n_essays: int | None, seed: int, as_of: dt.date, bad_rows: int, echo: bool = True
+) -> dict:
+    """Seed the demo warehouse; what was inserted (printed unless `echo` is false)."""
+    import sqlalchemy as sa
+
     from huleedu_pipelines.demo_data.seed import seed_demo_warehouse
     from huleedu_pipelines.settings import get_settings
     from huleedu_pipelines.warehouse.engine import cached_engine
@@ -45,12 +77,23 @@ def _seed(n_essays: int | None, seed: int, as_of: dt.date, bad_rows: int) -> Non
         bad_rows=bad_rows,
         latent_truth_path=settings.demo_latent_truth_path,
     )
-    inserted = ", ".join(f"{name} {count}" for name, count in summary.inserted.items())
-    typer.echo(f"seeded {settings.resolved_warehouse_url}: {inserted}")
-    typer.echo(
-        f"bad rows injected: {summary.bad_rows_injected} "
-        f"({summary.quarantined_at_load} refused at load, the rest are caught by ingest)"
-    )
+    url = sa.engine.make_url(settings.resolved_warehouse_url).render_as_string()
+    result = {
+        "warehouse": url,
+        "as_of": as_of.isoformat(),
+        "seed": seed,
+        "inserted": summary.inserted,
+        "bad_rows_injected": summary.bad_rows_injected,
+        "quarantined_at_load": summary.quarantined_at_load,
+    }
+    if echo:
+        inserted = ", ".join(f"{name} {count}" for name, count in summary.inserted.items())
+        typer.echo(f"seeded {url}: {inserted}")
+        typer.echo(
+            f"bad rows injected: {summary.bad_rows_injected} "
+            f"({summary.quarantined_at_load} refused at load, the rest are caught by ingest)"
+        )
+    return result
 
 
 @app.command("seed-demo")
@@ -59,15 +102,19 @@ def seed_demo(
     seed: SeedOption = 7,
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Fill the warehouse with a deterministic synthetic school (essays, labels, CJ batches)."""
-    _seed(essays, seed, as_of.date() if as_of else _today(), bad_rows)
+    result = _seed(essays, seed, as_of.date() if as_of else _today(), bad_rows, echo=not as_json)
+    if as_json:
+        echo_json(result)
 
 
 @app.command("import-csv")
 def import_csv_command(
     path: Annotated[Path, typer.Argument(help="CSV file.")],  # unreadable: one error line
     source: Annotated[str, typer.Option("--source", help="Source name stored with each essay.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Import essays and labels from a CSV (required column `essay`; IELTS layout accepted;
     `group_<name>` columns become essay attributes for fairness analysis; `<label>_rater2`
@@ -80,15 +127,18 @@ def import_csv_command(
     try:
         summary = import_csv(cached_engine(settings.resolved_warehouse_url), path, source)
     except CsvLayoutError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        usage_error(str(error))
+    if as_json:
+        import dataclasses
+
+        echo_json(dataclasses.asdict(summary) | {"path": str(path), "source": source})
+        return
     typer.echo(summary.describe())
     for entry in summary.quarantined[:20]:
         typer.echo(f"  quarantined {entry.source_table} {entry.source_key}: {entry.reason}")
 
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_GATES_BLOCKED = 3
 EXIT_TRAINING_IN_PROGRESS = 4
 
@@ -99,11 +149,6 @@ TRAINING_EXIT_CODES = (
     "was given."
 )
 """The exit codes of `train` and `demo`, shown in their --help."""
-
-JsonOption = Annotated[
-    bool,
-    typer.Option("--json", help="Print the result as one JSON object on stdout (logs: stderr)."),
-]
 
 
 def _print(summary, as_json: bool) -> None:
@@ -157,25 +202,45 @@ def demo(
     as_of: AsOfOption = None,
     bad_rows: BadRowsOption = 20,
     no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Seed the demo warehouse, train, validate and promote, then backfill the scoring of
     every essay with the champions, all in-process (no servers needed)."""
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
-    _seed(essays, seed, as_of.date() if as_of else _today(), bad_rows)
-    summary = _train(settings, no_wait)
-    typer.echo(summary.render())
+    seeded = _seed(essays, seed, as_of.date() if as_of else _today(), bad_rows, not as_json)
+    summary = trained = _train(settings, no_wait)
+    _demo_print(as_json, seeded, trained, None if summary.success else summary)
     _exit_on_failed_training(summary)
-    typer.echo("\nscoring every essay with the champion models (backfill):")
+    if not as_json:
+        typer.echo("\nscoring every essay with the champion models (backfill):")
     summary = _score(settings, _yesterday(), backfill=True)
-    typer.echo(summary.render())
-    typer.echo(
-        f"\nDagster UI: DAGSTER_HOME={settings.resolved_dagster_home} "
-        ".venv/bin/dagster dev -w workspace.yaml"
-    )
+    _demo_print(as_json, seeded, trained, summary)
+    if not as_json:
+        typer.echo(
+            f"\nDagster UI: DAGSTER_HOME={settings.resolved_dagster_home} "
+            ".venv/bin/dagster dev -w workspace.yaml"
+        )
     if not summary.success:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _demo_print(as_json: bool, seeded: dict, trained, last) -> None:
+    """`demo`'s output after a stage: the stage's summary as text; with --json, once, the
+    whole demo as one object (`seeded`, `training`, `scoring` - null when training failed)."""
+    import json
+
+    if not as_json:
+        typer.echo((last or trained).render())
+    elif last is not None:
+        echo_json(
+            {
+                "seeded": seeded,
+                "training": json.loads(trained.to_json()),
+                "scoring": None if last is trained else json.loads(last.to_json()),
+            }
+        )
 
 
 @app.command(epilog=TRAINING_EXIT_CODES)
@@ -196,19 +261,37 @@ def _yesterday() -> dt.date:
 
 
 def _score(settings, day: dt.date, backfill: bool):
-    """Every shard of `day`, one run each (partition `<day>|<shard>`), merged into one summary."""
-    from huleedu_pipelines.assets.partitions import nightly_partition_keys
-    from huleedu_pipelines.cli.runs import dagster_instance, run_partitions
-    from huleedu_pipelines.definitions import build_definitions
+    """Every shard of `day`, one run each (partition `<day>|<shard>`), merged into one summary.
 
-    return run_partitions(
-        build_definitions(settings),
-        "nightly_inference_job",
-        dagster_instance(settings),
-        settings,
-        [str(key) for key in nightly_partition_keys(day)],
-        op_config={"inference_features": {"backfill": backfill}},
+    A backfill is one run per shard over that shard's partitions from the first day an essay
+    was written (not before the partitions start) through `day`, recorded as one backfill on
+    the instance: every day it covers is materialized, with its own row counts."""
+    from huleedu_pipelines.assets.partitions import (
+        DAILY_START_DATE,
+        nightly_partition_keys,
+        nightly_partition_range,
+        shard_partitions,
     )
+    from huleedu_pipelines.cli.runs import dagster_instance, run_backfill, run_partitions
+    from huleedu_pipelines.definitions import build_definitions
+    from huleedu_pipelines.warehouse.engine import cached_engine, migrate
+    from huleedu_pipelines.warehouse.partition_rows import first_essay_day
+
+    defs, instance = build_definitions(settings), dagster_instance(settings)
+    op_config = {"inference_features": {"backfill": backfill}}
+    if not backfill:
+        keys = [str(key) for key in nightly_partition_keys(day)]
+        return run_partitions(defs, "nightly_inference_job", instance, settings, keys, op_config)
+    engine = cached_engine(settings.resolved_warehouse_url)
+    migrate(engine)
+    with engine.connect() as connection:
+        first = first_essay_day(connection) or day
+    first = min(max(first, dt.date.fromisoformat(DAILY_START_DATE)), day)
+    ranges = [
+        nightly_partition_range(first, day, int(shard))
+        for shard in shard_partitions.get_partition_keys()
+    ]
+    return run_backfill(defs, "nightly_inference_job", instance, settings, ranges, op_config)
 
 
 @app.command()
@@ -224,14 +307,16 @@ def score(
         typer.Option(
             "--backfill",
             help="Score every essay that lacks a current score from the champions, whatever "
-            "day it arrived (recorded on the --date partition).",
+            "day it arrived: one run per shard over the days from the first essay through "
+            "--date, recorded as a backfill that materializes each of those day partitions.",
         ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run nightly_inference_job for one day in-process, one run per shard
     (HULEEDU_SCORING_SHARDS): score new or changed essays with the champion models (challenger
-    shadow rows beside them) and monitor the predictions."""
+    shadow rows beside them) and monitor the predictions. With --backfill, one run per shard
+    over every day from the first essay through --date, recorded as one backfill."""
     from huleedu_pipelines.settings import get_settings
 
     settings = get_settings()
@@ -277,9 +362,8 @@ def _registry():
 
 @registry_app.command("list")
 def registry_list(as_json: JsonOption = False) -> None:
-    """Registered models, their versions, aliases and headline test metrics."""
-    import json
-
+    """Registered models, their versions, aliases and headline test metrics (a table; with
+    --json a list of models, each with its versions)."""
     _, registry = _registry()
     listing = []
     for model in registry.list_models():
@@ -296,16 +380,24 @@ def registry_list(as_json: JsonOption = False) -> None:
             )
         listing.append({"name": model["name"], "versions": versions})
     if as_json:
-        typer.echo(json.dumps(listing, sort_keys=True))
+        echo_json(listing)
         return
+    if not listing:
+        typer.echo("no registered models; run `huleedu-pipelines train` first")
+        return
+    metrics = [name[5:] for name in HEADLINE_METRICS]
+    versions = table("model", "version", "aliases", "gates", *metrics, numeric=metrics)
     for model in listing:
-        typer.echo(model["name"])
-        for version in model["versions"]:
-            figures = "  ".join(f"{n}={value:.3f}" for n, value in version["metrics"].items())
-            aliases = ",".join(version["aliases"]) or "-"
-            typer.echo(
-                f"  v{version['version']:<4} {aliases:<20} {version['gate_verdict']:<14} {figures}"
+        for index, version in enumerate(model["versions"]):
+            versions.add_row(
+                model["name"] if index == 0 else "",
+                f"v{version['version']}",
+                ",".join(version["aliases"]) or "-",
+                version["gate_verdict"],
+                *(figure(version["metrics"].get(name), 3) for name in metrics),
             )
+        versions.add_section()
+    print_table(versions)
 
 
 def _known_model(name: str) -> str:
@@ -362,9 +454,24 @@ def _validate(name: str, version: str, registry, settings, holdout, purpose: str
     return validate_registered(registry, holdout, policy, name, version, purpose)
 
 
+def _validation_json(result) -> dict:
+    """One version's validation for --json: verdict, report and every gate."""
+    import json
+
+    return {
+        "version": result.version,
+        "passed": result.passed,
+        "verdict": result.verdict,
+        "report": str(result.report_path),
+        "champion_version": result.champion_version,
+        "gates": json.loads(result.gates_json()),
+    }
+
+
 @registry_app.command("compare")
-def registry_compare(name: str, first: str, second: str) -> None:
-    """Two versions' metrics side by side on the same holdout essays."""
+def registry_compare(name: str, first: str, second: str, as_json: JsonOption = False) -> None:
+    """Two versions' metrics side by side on the same holdout essays (a table of metric, both
+    versions and the difference), each version's verdict, and the comparison document."""
     _known_model(name)
     settings, registry = _registry()
     versions = [_known_version(registry, name, version) for version in (first, second)]
@@ -374,13 +481,31 @@ def registry_compare(name: str, first: str, second: str) -> None:
     results = [
         _validate(name, version, registry, settings, holdout, "compare") for version in versions
     ]
-    typer.echo(f"{'metric':<28} {'v' + first:>12} {'v' + second:>12} {'delta':>10}")
-    for metric in results[0].metrics:
-        a, b = results[0].metrics[metric], results[1].metrics.get(metric, float("nan"))
-        typer.echo(f"{metric:<28} {a:>12.4f} {b:>12.4f} {b - a:>+10.4f}")
+    comparison = write_comparison(settings.reports_dir, *results)
+    rows = [
+        (metric, a, results[1].metrics.get(metric, float("nan")))
+        for metric, a in results[0].metrics.items()
+    ]
+    if as_json:
+        echo_json(
+            {
+                "model": name,
+                "versions": [_validation_json(result) for result in results],
+                "metrics": {
+                    metric: {"first": a, "second": b, "delta": b - a} for metric, a, b in rows
+                },
+                "comparison": str(comparison),
+            }
+        )
+        return
+    columns = ("metric", f"v{first}", f"v{second}", "delta")
+    metrics = table(*columns, numeric=columns[1:], title=f"{name}: v{first} against v{second}")
+    for metric, a, b in rows:
+        metrics.add_row(metric, figure(a), figure(b), "-" if b != b else f"{b - a:+.4f}")
+    print_table(metrics)
     for result in results:
         typer.echo(f"v{result.version}: {result.verdict}  ({result.report_path})")
-    typer.echo(f"comparison: {write_comparison(settings.reports_dir, *results)}")
+    typer.echo(f"comparison: {comparison}")
 
 
 @registry_app.command("promote")
@@ -389,44 +514,69 @@ def registry_promote(
     version: str,
     force: Annotated[bool, typer.Option(help="Promote even if gates fail.")] = False,
     reason: Annotated[str, typer.Option(help="Why (required with --force).")] = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Run the gates on VERSION and make it champion if they pass (or with --force).
 
-    Exit codes: 0 promoted (or already champion); 2 unknown model or version; 3 a gate
-    failed and --force was not given."""
-    from huleedu_pipelines.services.promotion import promote
+    Exit codes: 0 promoted (or already champion); 2 unknown model or version, or a promotion
+    that cannot be made as asked; 3 a gate failed and --force was not given."""
+    from huleedu_pipelines.services.promotion import PromotionError, promote
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
     if force and not reason.strip():
-        typer.echo("error: --force needs --reason TEXT, which is recorded", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        usage_error("--force needs --reason TEXT, which is recorded")
     _known_model(name)
     settings, registry = _registry()
     _known_version(registry, name, version)
-    result = _validate(name, version, registry, settings, _holdout_or_exit(settings), "promote")
-    typer.echo(result.verdict)
+    try:
+        holdout = _holdout_or_exit(settings)
+        result = _validate(name, version, registry, settings, holdout, "promote")
+    except PromotionError as error:
+        usage_error(str(error))
+    if not as_json:
+        typer.echo(result.verdict)
     engine = cached_engine(settings.resolved_warehouse_url)
     migrate(engine)
-    decision = promote(
-        engine,
-        registry,
-        result.report_row(run_id=None),
-        by_operator=True,
-        force_reason=reason.strip() if force else None,
-    )
+    try:
+        decision = promote(
+            engine,
+            registry,
+            result.report_row(run_id=None),
+            by_operator=True,
+            force_reason=reason.strip() if force else None,
+        )
+    except PromotionError as error:
+        usage_error(str(error))
+    if decision.move is not None:
+        _record_champion_move(settings, decision.move)
+    if as_json:
+        echo_json(
+            {
+                "model": name,
+                "action": decision.action,
+                "promoted": decision.move is not None,
+                "champion_version": version if not decision.blocked else decision.previous_version,
+                "previous_version": decision.previous_version,
+                "forced": force,
+                "validation": _validation_json(result),
+            }
+        )
     if decision.blocked:
         typer.echo(f"not promoted; report: {result.report_path}", err=True)
         raise typer.Exit(EXIT_GATES_BLOCKED)
+    if as_json:
+        return
     if decision.move is None:
         typer.echo(f"{name} v{version} is already champion")
     else:
-        _record_champion_move(settings, decision.move)
         typer.echo(f"{name}: champion v{decision.previous_version} -> v{version}")
 
 
 @registry_app.command("rollback")
-def registry_rollback(name: str) -> None:
-    """Move champion back to the version it replaced (from model_promotions), recorded."""
+def registry_rollback(name: str, as_json: JsonOption = False) -> None:
+    """Move champion back to the version it replaced (from model_promotions), recorded.
+
+    Exit codes: 0 rolled back; 2 unknown model, or nothing to roll back to."""
     from huleedu_pipelines.services.promotion import PromotionError, rollback_champion
     from huleedu_pipelines.warehouse.engine import cached_engine, migrate
 
@@ -437,9 +587,18 @@ def registry_rollback(name: str) -> None:
     try:
         row = rollback_champion(engine, registry, name)
     except PromotionError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from error
+        usage_error(str(error))
     _record_champion_move(settings, row)
+    if as_json:
+        echo_json(
+            {
+                "model": name,
+                "champion_version": row["version"],
+                "previous_version": row["previous_version"],
+                "reason": row["reason"],
+            }
+        )
+        return
     typer.echo(
         f"{name}: champion v{row['previous_version']} -> v{row['version']} ({row['reason']})"
     )

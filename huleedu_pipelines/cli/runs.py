@@ -12,6 +12,26 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemotePartitionSetOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.remote_representation.external_data import (
+    partition_set_snap_name_for_job_name,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    REPOSITORY_LABEL_TAG,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from huleedu_pipelines.jobs import CONCURRENCY_GROUP_TAG
 from huleedu_pipelines.settings import Settings
@@ -39,6 +59,12 @@ run_retries:
 telemetry:
   enabled: false
 """
+
+CODE_LOCATION_NAME = "huleedu_pipelines"
+"""The code location `workspace.yaml` (and deploy/workspace.yaml) loads the definitions as:
+in-process runs are recorded under it, so the UI lists them under their job."""
+REPOSITORY_NAME = SINGLETON_REPOSITORY_NAME
+"""The repository name Dagster gives a module's single `Definitions` (`__repository__`)."""
 
 GATE_CHECK_PREFIX = "gate_"
 """Promotion gates are the asset checks named `gate_<gate>` (assets/validation_checks.py)."""
@@ -102,14 +128,35 @@ class RunSummary:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
     def render(self) -> str:
-        lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}", "assets:"]
-        lines += [f"  {name:<28} {rows:>8} rows" for name, rows in self.rows_by_asset.items()]
+        """The summary for people: tables of rows per asset, checks per asset and quarantined
+        rows per rule (plain text, no escape codes), then notes and failures one per line."""
+        from huleedu_pipelines.cli.output import table, table_text
+
+        lines = [f"run {self.run_id}: {'succeeded' if self.success else 'FAILED'}"]
+        lines.append(f"assets: {len(self.rows_by_asset)} materialized")
+        if self.rows_by_asset:
+            assets = table("asset", "rows", numeric=["rows"])
+            for name, rows in self.rows_by_asset.items():
+                assets.add_row(name, str(rows))
+            lines.append(table_text(assets))
         passed = sum(self.checks.values())
         lines.append(f"checks: {passed} passed, {len(self.checks) - passed} failed")
+        by_asset: dict[str, list[int]] = {}
+        for key, ok in self.checks.items():
+            by_asset.setdefault(key.split(":", 1)[0], [0, 0])[0 if ok else 1] += 1
+        if len(by_asset) > 1:
+            checks = table("asset", "passed", "failed", numeric=["passed", "failed"])
+            for name, (ok, failed) in by_asset.items():
+                checks.add_row(name, str(ok), str(failed))
+            lines.append(table_text(checks))
         lines += [f"  FAILED {name}" for name, ok in self.checks.items() if not ok]
         total = sum(self.quarantined_by_rule.values())
         lines.append(f"quarantine: {total} rows")
-        lines += [f"  {rule:<28} {n:>8}" for rule, n in sorted(self.quarantined_by_rule.items())]
+        if total:
+            rules = table("rule", "rows", numeric=["rows"])
+            for rule, n in sorted(self.quarantined_by_rule.items()):
+                rules.add_row(rule, str(n))
+            lines.append(table_text(rules))
         if self.scoring:
             lines.append(
                 "scoring: " + ", ".join(f"{key} {value}" for key, value in self.scoring.items())
@@ -189,22 +236,29 @@ def run_job(
     *,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    partition_key_range: dg.PartitionKeyRange | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunSummary:
     """Execute a job in this process and collect rows per asset, check results and quarantine.
 
     `op_config` maps an asset (op) name to its config, e.g. `{"inference_features":
-    {"backfill": True}}`. A job tagged `huleedu/concurrency_group` runs under that group's
-    lock (`concurrency_lock`), and after any run of the group the daemon launched on this
-    instance: with `wait` it waits for them; without, `RunInProgressError` is raised and
-    nothing runs.
+    {"backfill": True}}`. `partition_key_range` runs the job once over a range of partitions
+    (the assets' single-run backfill policy), instead of `partition_key`. A job tagged
+    `huleedu/concurrency_group` runs under that group's lock (`concurrency_lock`), and after
+    any run of the group the daemon launched on this instance: with `wait` it waits for them;
+    without, `RunInProgressError` is raised and nothing runs.
     """
     job = defs.resolve_job_def(job_name)
     group = job.tags.get(CONCURRENCY_GROUP_TAG)
+    run_tags = dict(tags or {})
+    if partition_key_range is not None:
+        run_tags[ASSET_PARTITION_RANGE_START_TAG] = partition_key_range.start
+        run_tags[ASSET_PARTITION_RANGE_END_TAG] = partition_key_range.end
     if group is None:
-        return _execute(job, instance, settings, partition_key, log_level, op_config)
+        return _execute(job, instance, settings, partition_key, log_level, op_config, run_tags)
     with concurrency_lock(settings, group, wait=wait, on_wait=on_wait):
         _wait_for_launched_runs(instance, group, wait=wait, on_wait=on_wait)
-        return _execute(job, instance, settings, partition_key, log_level, op_config)
+        return _execute(job, instance, settings, partition_key, log_level, op_config, run_tags)
 
 
 def run_partitions(
@@ -235,6 +289,112 @@ def run_partitions(
             summary.failures = [f"partition {key}: {line}" for line in summary.failures]
         summaries.append(summary)
     return merge_summaries(summaries)
+
+
+def run_backfill(
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    ranges: list[dg.PartitionKeyRange],
+    op_config: dict[str, dict] | None = None,
+    log_level: str = "INFO",
+) -> RunSummary:
+    """Run `job_name` once per range of partitions (a single-run backfill of each range) and
+    record the runs as one backfill on the instance, as the Backfills page shows it.
+
+    The runs carry the backfill's id (`dagster/backfill`) and their range; the backfill record
+    (a job backfill of the partitions the ranges cover) is written when the last run has ended,
+    as completed, or as failed when a run failed or did not run. It is never written as
+    requested: the daemon would launch the runs a second time. A failed range does not stop
+    the others."""
+    import time
+
+    job = defs.resolve_job_def(job_name)
+    partitions_def = job.partitions_def
+    if partitions_def is None:
+        raise ValueError(f"{job_name} is not partitioned: there is nothing to backfill")
+    backfill_id = new_backfill_id()
+    started = time.time()
+    summaries: list[RunSummary] = []
+    try:
+        for covered in ranges:
+            summary = run_job(
+                defs,
+                job_name,
+                instance,
+                settings,
+                log_level=log_level,
+                op_config=op_config,
+                partition_key_range=covered,
+                tags={BACKFILL_ID_TAG: backfill_id},
+            )
+            if len(ranges) > 1:
+                summary.failures = [
+                    f"partitions {covered.start}...{covered.end}: {line}"
+                    for line in summary.failures
+                ]
+            summaries.append(summary)
+    finally:
+        succeeded = len(summaries) == len(ranges) and all(s.success for s in summaries)
+        keys = [
+            key for covered in ranges for key in partitions_def.get_partition_keys_in_range(covered)
+        ]
+        instance.add_backfill(
+            PartitionBackfill(
+                backfill_id=backfill_id,
+                status=BulkActionStatus.COMPLETED_SUCCESS
+                if succeeded
+                else BulkActionStatus.COMPLETED_FAILED,
+                from_failure=False,
+                tags={
+                    REPOSITORY_LABEL_TAG: repository_origin().get_label(),
+                    IN_PROCESS_TAG: "true",
+                },
+                backfill_timestamp=started,
+                title=f"{job_name} backfill (in-process)",
+                description=f"{len(keys)} partitions in {len(ranges)} runs, by huleedu-pipelines",
+                partition_set_origin=RemotePartitionSetOrigin(
+                    repository_origin=repository_origin(),
+                    partition_set_name=partition_set_snap_name_for_job_name(job_name),
+                ),
+                partition_names=keys,
+                backfill_end_timestamp=time.time(),
+            )
+        )
+    merged = merge_summaries(summaries)
+    merged.notes.append(
+        f"backfill {backfill_id}: {len(keys)} partitions "
+        f"({ranges[0].start} ... {ranges[-1].end}) in {len(ranges)} runs"
+    )
+    return merged
+
+
+def new_backfill_id() -> str:
+    """Eight random lowercase letters, the form of the ids Dagster gives backfills."""
+    import secrets
+    import string
+
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+
+
+def repository_origin() -> RemoteRepositoryOrigin:
+    """The repository the webserver loads from `workspace.yaml` (a Python module in a managed
+    gRPC server, location `CODE_LOCATION_NAME`): in-process runs and backfills are recorded
+    with it, so the UI lists them under their job, as it lists the runs it launches."""
+    import sys
+
+    return RemoteRepositoryOrigin(
+        code_location_origin=ManagedGrpcPythonEnvCodeLocationOrigin(
+            loadable_target_origin=LoadableTargetOrigin(
+                executable_path=sys.executable,
+                module_name="huleedu_pipelines.definitions",
+                attribute="defs",
+            ),
+            location_name=CODE_LOCATION_NAME,
+        ),
+        repository_name=REPOSITORY_NAME,
+    )
 
 
 def merge_summaries(summaries: list[RunSummary]) -> RunSummary:
@@ -337,6 +497,7 @@ def _execute(
     partition_key: str | None,
     log_level: str,
     op_config: dict[str, dict] | None,
+    tags: dict[str, str] | None = None,
 ) -> RunSummary:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if op_config:
@@ -346,18 +507,27 @@ def _execute(
         partition_key=partition_key,
         raise_on_error=False,
         run_config=run_config,
-        tags={IN_PROCESS_TAG: "true"},
+        # The label the UI's job page filters on, there from the run's start.
+        tags={
+            IN_PROCESS_TAG: "true",
+            REPOSITORY_LABEL_TAG: repository_origin().get_label(),
+            **(tags or {}),
+        },
     )
+    _record_job_origin(instance, result.run_id, job.name)
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
-        rows = materialization.metadata.get("dagster/row_count")
         name = materialization.asset_key.to_user_string()
-        summary.rows_by_asset[name] = int(rows.value) if rows is not None else 0
+        # A run over a range records one event per partition: the work is counted once.
+        summary.rows_by_asset[name] = max(
+            summary.rows_by_asset.get(name, 0), rows_produced(materialization.metadata)
+        )
         summary.notes += [
             str(value.value)
             for key, value in materialization.metadata.items()
-            if key.endswith("/skipped") or key == "summary"
+            if (key.endswith("/skipped") or key == "summary")
+            and str(value.value) not in summary.notes
         ]
         for key in ("essays_scored", "essays_skipped_unchanged", "essays_per_second"):
             if key in materialization.metadata and name == "essay_grade_predictions":
@@ -398,6 +568,31 @@ def _execute(
     )
     summary.quarantined_by_rule = quarantine_counts(cached_engine(settings.resolved_warehouse_url))
     return summary
+
+
+ROWS_PRODUCED_KEYS = ("rows_written", "rows_in_run", "dagster/row_count")
+"""Where a materialization says how many rows its run produced: rows written to a warehouse
+table (`dagster/row_count` there counts the rows the partition holds, written now or before),
+else the rows of a run's output over a range, else the output's rows."""
+
+
+def rows_produced(metadata) -> int:
+    for key in ROWS_PRODUCED_KEYS:
+        if key in metadata:
+            return int(metadata[key].value)
+    return 0
+
+
+def _record_job_origin(instance: dg.DagsterInstance, run_id: str, job_name: str) -> None:
+    """Give a finished in-process run the job origin of the code location the UI loads
+    (`execute_in_process` records none), as `dagster run migrate-repository` does: the run page
+    then links the run to its job and code location."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.remote_job_origin is not None:
+        return
+    instance.run_storage.replace_job_origin(
+        run, RemoteJobOrigin(repository_origin=repository_origin(), job_name=job_name)
+    )
 
 
 def report_path(settings: Settings, name: str) -> Path:

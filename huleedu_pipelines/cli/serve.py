@@ -6,10 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from huleedu_pipelines.cli.output import usage_error
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from huleedu_pipelines.settings import Settings
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def serve(
@@ -19,9 +24,13 @@ def serve(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port to listen on (default: HULEEDU_SERVE_PORT)."),
+        typer.Option(
+            "--port", min=0, max=65535, help="Port to listen on (default: HULEEDU_SERVE_PORT)."
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help=f"Log level: {', '.join(LOG_LEVELS)}.")
+    ] = "info",
 ) -> None:
     """Serve the champion models over HTTP: POST /v1/score and /v1/score/batch, GET
     /v1/models, /healthz, /readyz and /metrics. The champions are reloaded in the background
@@ -29,6 +38,8 @@ def serve(
     import logging.config
     import os
 
+    if log_level.lower() not in LOG_LEVELS:
+        usage_error(f"unknown log level {log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
     import uvicorn
 
     # Every line on stderr is a JSON log line: no progress bars when the embedder loads.

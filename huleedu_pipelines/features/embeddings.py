@@ -149,6 +149,7 @@ class SentenceEmbedder:
         runtime: EmbeddingRuntime = "torch",
         min_cosine: float | None = None,
         model_cache_dir: Path | str | None = None,
+        display: ProgressCallback | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -173,6 +174,8 @@ class SentenceEmbedder:
         self.runtime: EmbeddingRuntime = runtime
         self.min_cosine = min_cosine
         self.model_cache_dir = None if model_cache_dir is None else Path(model_cache_dir)
+        self.display = display
+        """Called like ``progress`` after each batch: the command line's terminal bar, if any."""
 
     @property
     def model(self) -> SentenceTransformer:
@@ -216,6 +219,10 @@ class SentenceEmbedder:
         texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        if self.display is not None:
+            from huleedu_pipelines.progress import both
+
+            progress = both(progress, self.display)
         return self._embed(texts, self._encoder(), progress)
 
     def _embed(

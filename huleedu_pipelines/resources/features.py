@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from huleedu_pipelines.features.embeddings import EmbeddingRuntime, SentenceEmbedder
+from huleedu_pipelines.progress import progress_bar, stop_bars
 
 
 class FeatureStoreResource(dg.ConfigurableResource):
@@ -32,6 +33,8 @@ class EmbedderResource(dg.ConfigurableResource):
     model_cache_dir: str
 
     def embedder(self) -> SentenceEmbedder:
+        """A new embedder; in a run the command line executes on a terminal it also draws a
+        bar of the chunks embedded (`huleedu_pipelines.progress`)."""
         return SentenceEmbedder(
             batch_size=self.batch_size,
             max_tokens=self.max_tokens,
@@ -39,4 +42,9 @@ class EmbedderResource(dg.ConfigurableResource):
             runtime=self.runtime,
             min_cosine=self.min_cosine,
             model_cache_dir=Path(self.model_cache_dir),
+            display=progress_bar("embedding essay chunks"),
         )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """The run is over: its bars, if any, stop drawing."""
+        stop_bars()

@@ -21,9 +21,11 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
     outputs: a training run validates only the models it trained.
 
     Partitioned assets get one file per partition in a folder named after the asset; the
-    partition is their scope. Every write goes to a temporary file that is renamed into place,
-    so a killed run never leaves half a file. The run folders of the newest `keep_runs` runs
-    are kept; older ones are deleted when a run writes its first output.
+    partition is their scope. A run over a range of partitions (a single-run backfill) writes
+    and reads one file for the range, `<first key>...<last key>.parquet`. Every write goes to
+    a temporary file that is renamed into place, so a killed run never leaves half a file. The
+    run folders of the newest `keep_runs` runs are kept; older ones are deleted when a run
+    writes its first output.
     """
 
     base_dir: str
@@ -50,7 +52,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
                 "manager stores polars DataFrames"
             )
         if context.has_asset_partitions:
-            path = self._latest_path(context.asset_key, context.asset_partition_key)
+            path = self._latest_path(context.asset_key, _partition_name(context))
             _write_atomically(obj, path)
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
             return
@@ -69,7 +71,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         if context.has_asset_partitions:
-            path = self._latest_path(context.asset_key, context.asset_partition_key)
+            path = self._latest_path(context.asset_key, _partition_name(context))
         else:
             producer = _producing_run_id(context)
             run_path = self._run_path(context.asset_key, producer) if producer else None
@@ -95,6 +97,15 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         )
         for folder in folders[max(self.keep_runs - 1, 0) :]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _partition_name(context: dg.OutputContext | dg.InputContext) -> str:
+    """The partition key, or `<first>...<last>` when the step covers a range of partitions."""
+    keys = context.asset_partition_keys
+    if len(keys) == 1:
+        return keys[0]
+    covered = context.asset_partition_key_range
+    return f"{covered.start}...{covered.end}"
 
 
 def _producing_run_id(context: dg.InputContext) -> str | None:
